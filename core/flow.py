@@ -1,0 +1,246 @@
+"""The request flow: the retry loop of one call, written once as a generator.
+
+Like httpx's ``Auth.auth_flow``, the flow yields actions and receives their outcomes; a driver
+performs them. The sync driver (urllib3, ``time.sleep``) and the async one (aiohttp,
+``asyncio.sleep``) differ only in how they perform an action, so retries, backoff, deadlines,
+logging and error mapping exist here alone. Tests drive the generator by hand: no sockets, no
+sleeping, no clock but the one they pass in.
+
+Actions and what the driver must send back:
+
+- `Send` (a request) -> the `ResponseHead`, or the `TransportError` the transport raised.
+- `ReadBody` -> the body bytes (collected with `BodyBuffer`, which enforces ``max_bytes``), or
+  a `TransportError`. The driver then releases the response.
+- `Sleep` -> None, after sleeping that many seconds.
+
+The flow returns a `FlowResult`. For a streaming call with a 2xx answer it returns before any
+`ReadBody`, and the driver hands the still-open response to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Mapping
+from typing import Any, Callable, Optional, Union
+
+import attrs
+
+from .errors import APITimeoutError, ResponseTooLargeError
+from .failures import TransportError, to_api_error
+from .operations import CallOptions, Operation
+from .options import ClientOptions, Timeout
+from .request import Request, build_request, encode_json_body, join_url, redact_headers
+from .response import ResponseHead, make_status_error
+from .retry import GiveUp, RetryPolicy, decide_retry
+
+__all__ = [
+    "Action",
+    "FlowResult",
+    "Outcome",
+    "PreparedCall",
+    "ReadBody",
+    "Send",
+    "Sleep",
+    "prepare_call",
+    "request_flow",
+]
+
+logger = logging.getLogger("aligneai")
+
+
+@attrs.frozen
+class Send:
+    """Send ``request`` and answer with its `ResponseHead` (or the `TransportError`)."""
+
+    request: Request
+
+
+@attrs.frozen
+class ReadBody:
+    """Read the whole body of the last response (at most ``max_bytes``) and release it."""
+
+    max_bytes: int
+
+
+@attrs.frozen
+class Sleep:
+    """Sleep ``seconds`` before the next attempt, then answer None."""
+
+    seconds: float
+
+
+Action = Union[Send, ReadBody, Sleep]
+Outcome = Union[ResponseHead, bytes, TransportError, None]
+
+
+@attrs.frozen(repr=False)
+class PreparedCall:
+    """Everything about one call that stays the same across its attempts."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Optional[bytes]  # noqa: UP045 - attrs evaluates this on 3.9
+    stream: bool
+    timeout: Timeout
+    max_retries: int
+    max_response_bytes: int
+    idempotency_key: Optional[str]  # noqa: UP045
+
+    def __repr__(self) -> str:
+        return f"<PreparedCall {self.method} {self.url} headers={redact_headers(self.headers)!r}>"
+
+
+def prepare_call(
+    options: ClientOptions,
+    headers: Mapping[str, str],
+    operation: Operation[Any],
+    call_options: CallOptions,
+    *,
+    idempotency_key: str | None,
+) -> PreparedCall:
+    """Combine the client's settings, one operation and per-call overrides.
+
+    ``headers`` are the client's base headers (see `base_headers`); ``idempotency_key`` is
+    used on POST only, and must be fresh for each call (the facade makes a UUID).
+    """
+    call_headers = dict(headers)
+    call_headers.update(call_options.extra_headers)
+    query = dict(operation.query or {})
+    query.update(call_options.extra_query)
+    return PreparedCall(
+        method=operation.method,
+        url=join_url(options.base_url, operation.path, query),
+        headers=call_headers,
+        body=None if operation.body is None else encode_json_body(operation.body),
+        stream=operation.stream,
+        timeout=call_options.timeout or options.timeout,
+        max_retries=(
+            options.max_retries if call_options.max_retries is None else call_options.max_retries
+        ),
+        max_response_bytes=options.max_response_bytes,
+        idempotency_key=idempotency_key if operation.method == "POST" else None,
+    )
+
+
+@attrs.frozen
+class FlowResult:
+    """The successful end of a flow: the final response and how it was reached."""
+
+    head: ResponseHead
+    body: Optional[bytes]  # noqa: UP045 - None for a stream, whose body the caller reads
+    request: Request
+    retries_taken: int
+    elapsed: float
+
+
+def _content_length(head: ResponseHead) -> int | None:
+    raw = head.headers.get("content-length")
+    if raw is None or not raw.isdigit():
+        return None
+    return int(raw)
+
+
+def request_flow(
+    call: PreparedCall,
+    *,
+    clock: Callable[[], float],
+    wall_clock: Callable[[], float],
+    random: Callable[[], float],
+    policy: RetryPolicy | None = None,
+) -> Generator[Action, Outcome, FlowResult]:
+    """Run one call: attempts, retries and their pacing, and the final result or error.
+
+    ``clock`` is monotonic seconds (for deadlines and elapsed times), ``wall_clock`` Unix
+    seconds (for HTTP-date ``retry-after``), ``random`` returns floats in [0, 1) (jitter).
+    """
+    policy = attrs.evolve(policy or RetryPolicy(), max_retries=call.max_retries)
+    start = clock()
+    deadline = None if call.timeout.total is None else start + call.timeout.total
+    retries_taken = 0
+    while True:
+        time_left = None if deadline is None else deadline - clock()
+        if time_left is not None and time_left <= 0:
+            raise APITimeoutError(
+                f"Request timed out: the total timeout of {call.timeout.total:g} s expired"
+            )
+        request = build_request(
+            method=call.method,
+            url=call.url,
+            headers=call.headers,
+            body=call.body,
+            timeout=call.timeout.within(time_left),
+            retry_count=retries_taken,
+            idempotency_key=call.idempotency_key,
+            stream=call.stream,
+        )
+        attempt_start = clock()
+        outcome: ResponseHead | TransportError
+        body = b""
+        sent = yield Send(request)
+        if isinstance(sent, ResponseHead):
+            head = sent
+            if head.is_success and call.stream:
+                _log_attempt(request, head.status_code, clock() - attempt_start)
+                return FlowResult(head, None, request, retries_taken, clock() - start)
+            declared = _content_length(head)
+            if declared is not None and declared > call.max_response_bytes:
+                raise ResponseTooLargeError(
+                    f"the response declares {declared} bytes, more than max_response_bytes "
+                    f"({call.max_response_bytes} bytes)",
+                    request=request,
+                )
+            read = yield ReadBody(call.max_response_bytes)
+            if isinstance(read, bytes):
+                body = read
+                outcome = head
+                _log_attempt(request, head.status_code, clock() - attempt_start)
+                if head.is_success:
+                    return FlowResult(head, body, request, retries_taken, clock() - start)
+            elif isinstance(read, TransportError):
+                outcome = read
+                _log_attempt(request, f"failed reading the body: {read!r}", 0.0)
+            else:
+                raise TypeError(f"ReadBody expects bytes or a TransportError, got {read!r}")
+        elif isinstance(sent, TransportError):
+            outcome = sent
+            _log_attempt(request, f"failed: {sent!r}", clock() - attempt_start)
+        else:
+            raise TypeError(f"Send expects a ResponseHead or a TransportError, got {sent!r}")
+
+        decision = decide_retry(
+            policy,
+            retries_taken=retries_taken,
+            outcome=outcome,
+            now=wall_clock(),
+            random=random(),
+            time_left=None if deadline is None else deadline - clock(),
+        )
+        if isinstance(decision, GiveUp):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("Not retrying %s %s: %s", call.method, call.url, decision.reason)
+            if isinstance(outcome, TransportError):
+                raise to_api_error(outcome, request) from outcome
+            raise make_status_error(outcome, body, request)
+        logger.info(
+            "Retrying %s %s (retry %d of %d): %s",
+            call.method,
+            call.url,
+            retries_taken + 1,
+            call.max_retries,
+            decision.reason,
+        )
+        yield Sleep(decision.delay)
+        retries_taken += 1
+
+
+def _log_attempt(request: Request, status: int | str, elapsed: float) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "HTTP %s %s -> %s (%.3f s, retry count %s)",
+            request.method,
+            request.url,
+            status,
+            elapsed,
+            request.headers.get("X-AligneAI-Retry-Count"),
+        )

@@ -1,0 +1,63 @@
+"""Parse a successful response body into a model, or raise `APIResponseValidationError`."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import cattrs
+
+from ._json import loads
+from .converter import default_converter
+from .errors import APIResponseValidationError
+from .request import Request
+from .response import ResponseHead
+
+__all__ = ["parse_json", "parse_model", "structure"]
+
+T = TypeVar("T")
+
+
+def parse_json(head: ResponseHead, body: bytes, request: Request | None = None) -> Any:
+    """Decode a 2xx JSON body, turning any decode failure into `APIResponseValidationError`."""
+    try:
+        return loads(body)
+    except (ValueError, TypeError) as exc:
+        raise APIResponseValidationError(
+            f"the response body is not valid JSON ({exc})",
+            status_code=head.status_code,
+            request_id=head.request_id,
+            body=bytes(body[:1024]),
+            request=request,
+        ) from None
+
+
+def structure(
+    head: ResponseHead,
+    data: Any,
+    cls: type[T],
+    request: Request | None = None,
+    converter: cattrs.Converter | None = None,
+) -> T:
+    """Structure decoded JSON into ``cls``; a mismatch raises `APIResponseValidationError`."""
+    conv = converter or default_converter()
+    try:
+        return conv.structure(data, cls)
+    except Exception as exc:
+        raise APIResponseValidationError(
+            "the response does not match the API contract: " + _describe(exc),
+            status_code=head.status_code,
+            request_id=head.request_id,
+            body=data,
+            request=request,
+        ) from exc
+
+
+def parse_model(head: ResponseHead, body: bytes, cls: type[T], request: Request | None = None) -> T:
+    """Decode and structure a 2xx JSON body into ``cls``."""
+    return structure(head, parse_json(head, body, request), cls, request)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
+        return "; ".join(cattrs.transform_error(exc, path="body"))[:1000]
+    return f"{type(exc).__name__}: {exc}"[:1000]

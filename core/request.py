@@ -1,0 +1,143 @@
+"""The `Request` value object and the pure functions that build one per attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+from urllib.parse import urlencode
+
+import attrs
+
+from ._json import dumps
+from ._version import __version__
+from .options import ClientOptions, Timeout
+
+__all__ = [
+    "PlatformInfo",
+    "Request",
+    "base_headers",
+    "build_request",
+    "join_url",
+    "redact_headers",
+]
+
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``headers`` with credentials replaced by ``***``, for logs, reprs and errors."""
+    return {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+@attrs.frozen(repr=False)
+class Request:
+    """One HTTP request, ready for a transport to send.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        url: the absolute URL, query included.
+        headers: the headers to send (treat as read-only).
+        body: the encoded body, or None.
+        timeout: the limits for this attempt; ``timeout.total``, when set, is the time left
+            before the call's overall deadline, and the whole attempt must end within it.
+        stream: True when the caller will read the body incrementally (Server-Sent Events).
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Optional[bytes] = None  # noqa: UP045 - attrs evaluates annotations on 3.9
+    timeout: Timeout = attrs.field(factory=Timeout)
+    stream: bool = False
+
+    def __repr__(self) -> str:
+        # Never show the Authorization header: reprs end up in logs and tracebacks.
+        return f"<Request {self.method} {self.url} headers={redact_headers(self.headers)!r}>"
+
+
+@attrs.frozen
+class PlatformInfo:
+    """Facts about the running interpreter, sent as ``X-AligneAI-*`` headers.
+
+    The caller collects them (see ``aligneai.core.platform.current_platform``) so that this
+    module reads nothing from the environment itself.
+    """
+
+    os: str
+    arch: str
+    runtime: str
+    runtime_version: str
+
+
+def base_headers(options: ClientOptions, platform: PlatformInfo) -> dict[str, str]:
+    """The headers every request of a client carries, computed once per client."""
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": f"aligneai-python/{__version__}",
+        "X-AligneAI-Lang": "python",
+        "X-AligneAI-Package-Version": __version__,
+        "X-AligneAI-OS": platform.os,
+        "X-AligneAI-Arch": platform.arch,
+        "X-AligneAI-Runtime": platform.runtime,
+        "X-AligneAI-Runtime-Version": platform.runtime_version,
+    }
+    headers.update(options.default_headers)
+    headers["Authorization"] = f"Bearer {options.api_key}"
+    return headers
+
+
+def join_url(base_url: str, path: str, query: Mapping[str, Any] | None = None) -> str:
+    """Join ``path`` to ``base_url`` keeping the base URL's own path (``/v1`` stays)."""
+    url = base_url.rstrip("/") + "/" + path.lstrip("/")
+    if query:
+        url += "?" + urlencode(
+            [(k, _query_value(v)) for k, v in query.items() if v is not None], doseq=True
+        )
+    return url
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def encode_json_body(body: Mapping[str, Any]) -> bytes:
+    """Encode a JSON request body compactly (UTF-8, no ASCII escaping)."""
+    return dumps(body)
+
+
+def build_request(
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeout: Timeout,
+    retry_count: int,
+    idempotency_key: str | None,
+    stream: bool = False,
+) -> Request:
+    """Build the request for one attempt of a call.
+
+    ``headers`` are the call's headers (client headers plus any extra ones); this adds
+    ``X-AligneAI-Retry-Count`` and, when given, the ``Idempotency-Key`` that stays the same
+    on every retry of one call.
+    """
+    attempt_headers = dict(headers)
+    attempt_headers["X-AligneAI-Retry-Count"] = str(retry_count)
+    if idempotency_key is not None:
+        attempt_headers["Idempotency-Key"] = idempotency_key
+    if stream:
+        attempt_headers["Accept"] = "text/event-stream"
+    if body is None:
+        attempt_headers.pop("Content-Type", None)
+    return Request(
+        method=method,
+        url=url,
+        headers=attempt_headers,
+        body=body,
+        timeout=timeout,
+        stream=stream,
+    )

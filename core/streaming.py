@@ -1,0 +1,120 @@
+"""Decode an embeddings stream: SSE bytes in, typed `Embedding` items out.
+
+The sync `Stream` and the async `AsyncStream` feed whatever chunks their transport reads into
+one `EmbeddingStreamDecoder`; all the protocol's rules live here:
+
+- ``event: embedding`` carries one `Embedding` (any index order);
+- ``event: done`` carries the model and usage, and ends the stream;
+- ``event: error`` raises the `APIStatusError` subclass for its ``status`` (or `APIError`);
+- unknown event types are ignored;
+- a stream that ends before ``done`` raises `APIConnectionError`: never a silent short result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._json import loads
+from .errors import APIConnectionError, APIError, APIResponseValidationError
+from .models import CreateEmbeddingResponse, Embedding, EmbeddingStreamDone
+from .parsing import structure
+from .request import Request
+from .response import ResponseHead, make_status_error
+from .sse import ServerSentEvent, SSEDecoder
+
+__all__ = ["EmbeddingStreamDecoder", "assemble_response"]
+
+
+class EmbeddingStreamDecoder:
+    """Incremental decoder for one ``stream=True`` embeddings response."""
+
+    def __init__(
+        self,
+        head: ResponseHead,
+        request: Request | None = None,
+        *,
+        max_line_bytes: int = 1 << 24,
+    ) -> None:
+        self._head = head
+        self._request = request
+        # An event carries one vector: 16 MiB per line bounds memory far above any real item.
+        self._sse = SSEDecoder(max_line_bytes=max_line_bytes, max_event_bytes=max_line_bytes)
+        self.done: EmbeddingStreamDone | None = None
+        self.items_received = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the ``done`` event arrived."""
+        return self.done is not None
+
+    def feed(self, chunk: bytes) -> list[Embedding]:
+        """Decode one chunk of the body; return the embeddings it completed (maybe none)."""
+        if self.done is not None:
+            return []  # anything after `done` is not part of the answer
+        items: list[Embedding] = []
+        for event in self._sse.feed(chunk):
+            item = self._handle(event)
+            if item is not None:
+                items.append(item)
+            if self.done is not None:
+                break
+        self.items_received += len(items)
+        return items
+
+    def close(self) -> None:
+        """Signal the end of the body; raise `APIConnectionError` if ``done`` never came."""
+        if self.done is not None:
+            return
+        truncated = self._sse.has_pending_data
+        self._sse.close()
+        where = "in the middle of an event" if truncated else "between events"
+        raise APIConnectionError(
+            f"the stream ended {where} before the 'done' event "
+            f"(after {self.items_received} embeddings)",
+            request=self._request,
+        )
+
+    def _decode(self, event: ServerSentEvent) -> Any:
+        try:
+            return loads(event.data)
+        except ValueError as exc:
+            raise APIResponseValidationError(
+                f"the data of a {event.event!r} event is not valid JSON ({exc})",
+                status_code=self._head.status_code,
+                request_id=self._head.request_id,
+                body=event.data[:1024],
+                request=self._request,
+            ) from None
+
+    def _handle(self, event: ServerSentEvent) -> Embedding | None:
+        if event.event == "embedding":
+            return structure(self._head, self._decode(event), Embedding, self._request)
+        if event.event == "done":
+            self.done = structure(
+                self._head, self._decode(event), EmbeddingStreamDone, self._request
+            )
+            return None
+        if event.event == "error":
+            raise self._error(event)
+        return None  # unknown event types are ignored, as the contract says
+
+    def _error(self, event: ServerSentEvent) -> APIError:
+        try:
+            payload = loads(event.data)
+        except ValueError:
+            payload = None
+        status = payload.get("status") if isinstance(payload, dict) else None
+        if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+            head = ResponseHead(status, self._head.headers)
+            return make_status_error(head, event.data.encode("utf-8"), self._request)
+        message = "the server reported an error in the stream"
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            message = str(payload["error"].get("message") or message)
+        return APIError(message, request=self._request)
+
+
+def assemble_response(items: list[Embedding], done: EmbeddingStreamDone) -> CreateEmbeddingResponse:
+    """The `CreateEmbeddingResponse` equivalent of a finished stream (ordered by index)."""
+    return CreateEmbeddingResponse(
+        data=sorted(items, key=lambda item: item.index), model=done.model, usage=done.usage
+    )
