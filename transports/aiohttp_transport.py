@@ -1,0 +1,217 @@
+"""The default async transport, on aiohttp (the ``aligneai[aiohttp]`` extra).
+
+The ``ClientSession`` is created lazily inside the running event loop and closed *in that loop*:
+a keeper async generator registered with the loop closes it when ``asyncio.run()`` finishes
+(``loop.shutdown_asyncgens()``), or when the client is garbage-collected while its loop still
+runs. So a client created at module level works across consecutive ``asyncio.run()`` calls
+without "Event loop is closed" or "Unclosed client session" warnings, and nothing is ever
+scheduled on a foreign loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.request
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+try:
+    import aiohttp
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError('The async client needs aiohttp: pip install "aligneai[aiohttp]"') from exc
+
+from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
+from aligneai.core.request import Request
+
+from .urllib3_transport import _proxy_bypass, default_ssl_context
+
+__all__ = ["AiohttpResponse", "AiohttpTransport"]
+
+_CHUNK_SIZE = 256 * 1024
+_CONNECT_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None
+)
+
+
+def _translate(exc: BaseException) -> ConnectError | ReadError:
+    """Map an aiohttp failure to the core's connect (not sent) or read (maybe sent) kind."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(detail)
+    if _CONNECT_TIMEOUT_ERRORS and isinstance(exc, _CONNECT_TIMEOUT_ERRORS):
+        return ConnectTimeout(detail)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return ReadTimeout(detail)
+    return ReadError(detail)
+
+
+class AiohttpResponse:
+    """An aiohttp response adapted to `AsyncResponse`."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers."""
+        return self._response.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield the decoded body as it arrives; failures become `ReadError`/`ReadTimeout`."""
+        try:
+            async for chunk in self._response.content.iter_chunked(_CHUNK_SIZE):
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    async def aclose(self) -> None:
+        """Release the connection to the pool if the body was read, else close it."""
+        response = self._response
+        if response.content.is_eof():
+            response.release()
+        else:
+            response.close()
+
+
+async def _keep_session(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    # Suspended at `yield` for the session's lifetime; the loop's async-generator hooks run the
+    # `finally` in the session's own loop at shutdown or when this generator is collected.
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+class AiohttpTransport:
+    """An `AsyncTransport` on an aiohttp ``ClientSession``.
+
+    Args:
+        max_connections: the most connections open at once (aiohttp's connector limit).
+        proxy: send every request through this proxy URL.
+        trust_env: when no ``proxy`` is given, use ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+            ``NO_PROXY`` from the environment (read now, when the transport is created).
+        ssl_context: the TLS context; by default the standard library's verifying context
+            (which honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``).
+        ca_certs: a CA bundle file added to the default context.
+        connector_kwargs: extra keyword arguments for ``aiohttp.TCPConnector``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_certs: str | None = None,
+        connector_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError("max_connections: expected an int")
+        if max_connections < 1:
+            raise ValueError(f"max_connections: must be at least 1, got {max_connections}")
+        self._max_connections = max_connections
+        self._proxy = proxy
+        self._env_proxies = urllib.request.getproxies_environment() if trust_env else {}
+        self._ssl_context = ssl_context or default_ssl_context(ca_certs)
+        self._connector_kwargs = dict(connector_kwargs or {})
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "max_connections": self._max_connections,
+            "proxy": self._proxy,
+            "env_proxies": self._env_proxies,
+            "connector_kwargs": self._connector_kwargs,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            max_connections=state["max_connections"],
+            proxy=state["proxy"],
+            trust_env=False,
+            connector_kwargs=state["connector_kwargs"],
+        )
+        self._env_proxies = state["env_proxies"]
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session of the current loop, if one was created (for inspection in tests)."""
+        return self._session
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and self._loop is loop and not session.closed:
+            return session
+        # First use, or a new loop (e.g. a second asyncio.run()): the old session belonged to
+        # a loop that has shut down (its keeper closed it there), so start a new one here.
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, ssl=self._ssl_context, **self._connector_kwargs
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=True,
+            trust_env=False,  # proxies are resolved here; never let netrc replace our auth
+        )
+        keeper = _keep_session(session)
+        await keeper.__anext__()
+        self._loop, self._session, self._keeper = loop, session, keeper
+        return session
+
+    def _proxy_for(self, url: str) -> str | None:
+        if self._proxy is not None:
+            return self._proxy
+        if not self._env_proxies:
+            return None
+        parts = urlsplit(url)
+        if _proxy_bypass(parts.hostname or "", self._env_proxies):
+            return None
+        return self._env_proxies.get(parts.scheme) or self._env_proxies.get("all")
+
+    async def send(self, request: Request) -> AiohttpResponse:
+        """Send ``request``; return when the response head has arrived."""
+        session = await self._get_session()
+        timeout = request.timeout
+        try:
+            response = await session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=dict(request.headers),
+                allow_redirects=False,
+                proxy=self._proxy_for(request.url),
+                timeout=aiohttp.ClientTimeout(
+                    total=timeout.total,
+                    sock_connect=timeout.connect,
+                    sock_read=timeout.read,
+                ),
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _translate(exc) from exc
+        return AiohttpResponse(response)
+
+    async def aclose(self) -> None:
+        """Close the session (must be awaited in the loop that used it)."""
+        keeper, self._keeper = self._keeper, None
+        session, self._session = self._session, None
+        loop, self._loop = self._loop, None
+        if loop is not asyncio.get_running_loop():
+            # Another loop's session: its keeper closes it there (or did, at that loop's
+            # shutdown); touching it from here would schedule work on a foreign loop.
+            return
+        if keeper is not None:
+            await keeper.aclose()
+        elif session is not None:
+            await session.close()

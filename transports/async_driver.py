@@ -1,0 +1,64 @@
+"""The async driver: performs the core request flow's actions with an `AsyncTransport`.
+
+The twin of `sync_driver`, kept apart so that ``import aligneai`` does not import asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Callable
+
+from aligneai.core.body import BodyBuffer
+from aligneai.core.failures import TransportError
+from aligneai.core.flow import FlowResult, Outcome, ReadBody, Send, Sleep
+
+from .base import AsyncResponse, AsyncTransport
+from .sync_driver import Flow, response_head
+
+__all__ = ["run_async"]
+
+
+async def run_async(
+    flow: Flow,
+    transport: AsyncTransport,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[FlowResult, AsyncResponse | None]:
+    """The async twin of `run_sync` (same flow, awaited I/O); cancellation-safe."""
+    response: AsyncResponse | None = None
+    try:
+        action = next(flow)
+        while True:
+            outcome: Outcome
+            try:
+                if isinstance(action, Send):
+                    if response is not None:
+                        await response.aclose()
+                    response = await transport.send(action.request)
+                    outcome = response_head(response)
+                elif isinstance(action, ReadBody):
+                    assert response is not None, "ReadBody before Send"
+                    buffer = BodyBuffer(action.max_bytes)
+                    try:
+                        async for chunk in response.aiter_bytes():
+                            buffer.feed(chunk)
+                    finally:
+                        await response.aclose()
+                        response = None
+                    outcome = buffer.getvalue()
+                else:
+                    assert isinstance(action, Sleep)
+                    await sleep(action.seconds)
+                    outcome = None
+            except TransportError as failure:
+                outcome = failure
+            try:
+                action = flow.send(outcome)
+            except StopIteration as stop:
+                result: FlowResult = stop.value
+                open_response, response = response, None
+                return result, open_response
+    finally:
+        flow.close()
+        if response is not None:
+            await response.aclose()

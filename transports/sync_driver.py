@@ -1,0 +1,72 @@
+"""The sync driver: performs the core request flow's actions with a `SyncTransport`.
+
+This is the only place where the sync and async clients differ: one calls, the other awaits.
+Everything they decide (retries, pacing, errors, logging) happens in `aligneai.core.flow`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Callable
+
+from aligneai.core.body import BodyBuffer
+from aligneai.core.failures import TransportError
+from aligneai.core.flow import Action, FlowResult, Outcome, ReadBody, Send, Sleep
+from aligneai.core.response import ResponseHead
+
+from .base import AsyncResponse, SyncResponse, SyncTransport
+
+__all__ = ["Flow", "response_head", "run_sync"]
+
+Flow = Generator[Action, Outcome, FlowResult]
+
+
+def response_head(response: SyncResponse | AsyncResponse) -> ResponseHead:
+    """The core's view of a transport response's head."""
+    return ResponseHead(response.status_code, response.headers)
+
+
+def run_sync(
+    flow: Flow,
+    transport: SyncTransport,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[FlowResult, SyncResponse | None]:
+    """Run ``flow`` to its end; return its result and, for a stream, the open response."""
+    response: SyncResponse | None = None
+    try:
+        action = next(flow)
+        while True:
+            outcome: Outcome
+            try:
+                if isinstance(action, Send):
+                    if response is not None:
+                        response.close()
+                    response = transport.send(action.request)
+                    outcome = response_head(response)
+                elif isinstance(action, ReadBody):
+                    assert response is not None, "ReadBody before Send"
+                    buffer = BodyBuffer(action.max_bytes)
+                    try:
+                        for chunk in response.iter_bytes():
+                            buffer.feed(chunk)
+                    finally:
+                        response.close()
+                        response = None
+                    outcome = buffer.getvalue()
+                else:
+                    assert isinstance(action, Sleep)
+                    sleep(action.seconds)
+                    outcome = None
+            except TransportError as failure:
+                outcome = failure
+            try:
+                action = flow.send(outcome)
+            except StopIteration as stop:
+                result: FlowResult = stop.value
+                open_response, response = response, None
+                return result, open_response
+    finally:
+        flow.close()
+        if response is not None:
+            response.close()
