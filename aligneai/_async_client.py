@@ -1,0 +1,159 @@
+"""`AsyncAligneAI`, the asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Mapping
+from types import TracebackType
+from typing import Any, Callable, TypeVar
+
+from aligneai.core.errors import InvalidArgumentTypeError
+from aligneai.core.operations import CallOptions, Operation
+from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
+from aligneai.transports.async_driver import run_async
+from aligneai.transports.base import AsyncResponse, AsyncTransport
+
+from ._base_client import _KEEP, DEFAULT_TIMEOUT, BaseClient, parse_result
+from ._raw_response import RawResponse
+from .resources.embeddings import AsyncEmbeddings
+from .resources.models import AsyncModels
+
+__all__ = ["AsyncAligneAI"]
+
+T = TypeVar("T")
+
+
+class AsyncAligneAI(BaseClient):
+    """The asyncio AligneAI client; the same arguments and behaviour as `AligneAI`.
+
+    Args:
+        transport: any `aligneai.transports.AsyncTransport`; by default an
+            `AiohttpTransport` (needs ``pip install "aligneai[aiohttp]"``).
+        max_connections: the connection limit of the default transport (default 100).
+
+    The aiohttp session is created lazily inside the running loop, so a client may be created
+    at module level and used from consecutive ``asyncio.run()`` calls.
+    """
+
+    embeddings: AsyncEmbeddings
+    models: AsyncModels
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        transport: AsyncTransport | None = None,
+        max_connections: int = 100,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            max_response_bytes=max_response_bytes,
+        )
+        if transport is not None and not isinstance(transport, AsyncTransport):
+            raise InvalidArgumentTypeError(
+                "transport", "expected an object with async send(request) and aclose() methods"
+            )
+        self._owns_transport = transport is None
+        self._max_connections = max_connections
+        self._transport: AsyncTransport = transport or _default_transport(max_connections)
+        self._sleep = _sleep
+        self._attach_resources()
+
+    def _attach_resources(self) -> None:
+        self.embeddings = AsyncEmbeddings(self)
+        self.models = AsyncModels(self)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    async def _send(self, operation: Operation[Any], call_options: CallOptions) -> Any:
+        return await run_async(self._flow(operation, call_options), self._transport, self._sleep)
+
+    async def _call(self, operation: Operation[T], call_options: CallOptions) -> T:
+        result, response = await self._send(operation, call_options)
+        if response is not None:  # pragma: no cover - only stream operations leave it open
+            await response.aclose()
+        return parse_result(operation, result)
+
+    async def _call_raw(self, operation: Operation[T], call_options: CallOptions) -> RawResponse[T]:
+        result, response = await self._send(operation, call_options)
+        if response is not None:  # pragma: no cover
+            await response.aclose()
+        return RawResponse(operation, result)
+
+    async def _call_stream(self, operation: Operation[Any], call_options: CallOptions) -> Any:
+        from ._streaming import AsyncStream
+
+        result, response = await self._send(operation, call_options)
+        assert isinstance(response, AsyncResponse)
+        return AsyncStream(result, response)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutLike = _KEEP,
+        max_retries: int = _KEEP,
+        default_headers: Mapping[str, str] | None = _KEEP,
+    ) -> AsyncAligneAI:
+        """A client with some settings changed that shares this one's connection pool."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._set_options(
+            self._derived_options(
+                timeout=timeout, max_retries=max_retries, default_headers=default_headers
+            )
+        )
+        copy._owns_transport = False
+        copy._attach_resources()
+        return copy
+
+    async def close(self) -> None:
+        """Close the connection pool (if this client created it)."""
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncAligneAI:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("embeddings", "models")}
+        if self._owns_transport:
+            state["_transport"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._transport is None:
+            self._transport = _default_transport(self._max_connections)
+        self._attach_resources()
+
+
+def _default_transport(max_connections: int) -> AsyncTransport:
+    try:
+        from aligneai.transports.aiohttp_transport import AiohttpTransport
+    except ImportError as exc:
+        from aligneai.core.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            'AsyncAligneAI needs aiohttp for its default transport: pip install "aligneai[aiohttp]"'
+        ) from exc
+    return AiohttpTransport(max_connections=max_connections)

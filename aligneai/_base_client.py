@@ -1,0 +1,147 @@
+"""What the sync and async clients share: settings, headers and the preparation of each call.
+
+Both clients turn an `Operation` into a `PreparedCall` and a core request flow here; they
+differ only in the driver that performs the flow (`run_sync` or `run_async`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from aligneai.core.flow import FlowResult, PreparedCall, prepare_call, request_flow
+from aligneai.core.operations import CallOptions, Operation
+from aligneai.core.options import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    ClientOptions,
+    Timeout,
+    TimeoutLike,
+    resolve_options,
+)
+from aligneai.core.parsing import parse_model
+from aligneai.core.request import base_headers
+from aligneai.core.system import current_platform
+from aligneai.transports.sync_driver import Flow
+
+__all__ = ["DEFAULT_TIMEOUT", "BaseClient"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("aligneai")
+
+DEFAULT_TIMEOUT = Timeout()
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+class BaseClient:
+    """Settings and call preparation shared by `AligneAI` and `AsyncAligneAI`."""
+
+    _options: ClientOptions
+    _headers: Mapping[str, str]
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self._set_options(
+            resolve_options(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                default_headers=default_headers,
+                max_response_bytes=max_response_bytes,
+                environ=os.environ,
+            )
+        )
+
+    def _set_options(self, options: ClientOptions) -> None:
+        self._options = options
+        self._headers = base_headers(options, current_platform())
+        _warn_if_plain_http(options.base_url)
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL, e.g. ``https://api.aligne.ai/v1``."""
+        return self._options.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The default timeout of this client's calls."""
+        return self._options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed call is retried by default."""
+        return self._options.max_retries
+
+    def _derived_options(
+        self,
+        *,
+        timeout: TimeoutLike | object,
+        max_retries: int | object,
+        default_headers: Mapping[str, str] | object,
+    ) -> ClientOptions:
+        changes: dict[str, Any] = {}
+        if timeout is not _KEEP:
+            changes["timeout"] = Timeout.coerce(timeout)  # type: ignore[arg-type]
+        if max_retries is not _KEEP:
+            changes["max_retries"] = max_retries
+        if default_headers is not _KEEP:
+            merged = dict(self._options.default_headers)
+            merged.update(default_headers or {})  # type: ignore[call-overload]
+            changes["default_headers"] = merged
+        return self._options.replace(**changes)
+
+    def _flow(self, operation: Operation[Any], call_options: CallOptions) -> Flow:
+        idempotency_key = f"aligneai-{uuid.uuid4()}" if operation.method == "POST" else None
+        prepared: PreparedCall = prepare_call(
+            self._options, self._headers, operation, call_options, idempotency_key=idempotency_key
+        )
+        return request_flow(
+            prepared, clock=time.monotonic, wall_clock=time.time, random=random.random
+        )
+
+    def __repr__(self) -> str:
+        # The API key never appears here.
+        return f"{type(self).__name__}(base_url={self._options.base_url!r})"
+
+
+class _Keep:
+    """Marks an argument of ``with_options`` that was not given."""
+
+    def __repr__(self) -> str:
+        return "<keep>"
+
+
+_KEEP: Any = _Keep()
+
+
+def parse_result(operation: Operation[T], result: FlowResult) -> T:
+    """Parse the body of a finished non-streaming flow into the operation's model."""
+    assert result.body is not None
+    return parse_model(result.head, result.body, operation.response_type, result.request)
+
+
+def _warn_if_plain_http(base_url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    if parts.scheme == "http" and (parts.hostname or "") not in _LOCAL_HOSTS:
+        logger.warning(
+            "base_url %s uses plain http:// to a host other than localhost: the API key "
+            "travels unencrypted",
+            base_url,
+        )

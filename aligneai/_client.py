@@ -1,0 +1,167 @@
+"""`AligneAI`, the synchronous client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Callable, TypeVar
+
+from aligneai.core.operations import CallOptions, Operation
+from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
+from aligneai.transports.base import SyncResponse, SyncTransport
+from aligneai.transports.sync_driver import run_sync
+
+from ._base_client import _KEEP, DEFAULT_TIMEOUT, BaseClient, parse_result
+from ._raw_response import RawResponse
+from .resources.embeddings import Embeddings
+from .resources.models import Models
+
+__all__ = ["AligneAI"]
+
+T = TypeVar("T")
+
+
+class AligneAI(BaseClient):
+    """The synchronous AligneAI client.
+
+    Args:
+        api_key: your API key; defaults to the ``ALIGNEAI_API_KEY`` environment variable.
+        base_url: defaults to ``ALIGNEAI_BASE_URL``, then ``https://api.aligne.ai/v1``.
+        timeout: seconds (read limit, connect limit at most 5 s), an `aligneai.Timeout`, or
+            None for no read limit (connecting is still limited to 5 s). Default:
+            ``Timeout(connect=5, read=60, total=None)``.
+        max_retries: retries of a failed call (default 2); 0 disables retries.
+        default_headers: extra headers sent with every call.
+        transport: any `aligneai.transports.SyncTransport`; by default a `Urllib3Transport`.
+        max_response_bytes: the largest response body accepted (default 256 MiB).
+
+    One client is safe to share between threads, survives ``os.fork()`` (the child gets a
+    fresh connection pool) and pickles (the copy creates its own transport).
+    """
+
+    embeddings: Embeddings
+    models: Models
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutLike = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        transport: SyncTransport | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        _sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            max_response_bytes=max_response_bytes,
+        )
+        if transport is not None and not isinstance(transport, SyncTransport):
+            from aligneai.core.errors import InvalidArgumentTypeError
+
+            raise InvalidArgumentTypeError(
+                "transport", "expected an object with send(request) and close() methods"
+            )
+        self._owns_transport = transport is None
+        self._transport: SyncTransport = transport or _default_transport()
+        self._sleep = _sleep
+        self._attach_resources()
+
+    def _attach_resources(self) -> None:
+        self.embeddings = Embeddings(self)
+        self.models = Models(self)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _send(self, operation: Operation[Any], call_options: CallOptions) -> Any:
+        result, response = run_sync(
+            self._flow(operation, call_options), self._transport, self._sleep
+        )
+        return result, response
+
+    def _call(self, operation: Operation[T], call_options: CallOptions) -> T:
+        result, response = self._send(operation, call_options)
+        if response is not None:  # pragma: no cover - only stream operations leave it open
+            response.close()
+        return parse_result(operation, result)
+
+    def _call_raw(self, operation: Operation[T], call_options: CallOptions) -> RawResponse[T]:
+        result, response = self._send(operation, call_options)
+        if response is not None:  # pragma: no cover
+            response.close()
+        return RawResponse(operation, result)
+
+    def _call_stream(self, operation: Operation[Any], call_options: CallOptions) -> Any:
+        from ._streaming import Stream
+
+        result, response = self._send(operation, call_options)
+        assert isinstance(response, SyncResponse)
+        return Stream(result, response)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutLike = _KEEP,
+        max_retries: int = _KEEP,
+        default_headers: Mapping[str, str] | None = _KEEP,
+    ) -> AligneAI:
+        """A client with some settings changed that shares this one's connection pool.
+
+        This client is left unchanged. Closing the copy does not close the shared pool;
+        closing the original does.
+        """
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._set_options(
+            self._derived_options(
+                timeout=timeout, max_retries=max_retries, default_headers=default_headers
+            )
+        )
+        copy._owns_transport = False
+        copy._attach_resources()
+        return copy
+
+    def close(self) -> None:
+        """Close the connection pool (if this client created it)."""
+        if self._owns_transport:
+            self._transport.close()
+
+    def __enter__(self) -> AligneAI:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("embeddings", "models")}
+        if self._owns_transport:
+            # Pools and sockets don't travel: the copy creates its own default transport.
+            state["_transport"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._transport is None:
+            self._transport = _default_transport()
+        self._attach_resources()
+
+
+def _default_transport() -> SyncTransport:
+    # Imported here so that a client with a custom transport never loads urllib3's pools.
+    from aligneai.transports.urllib3_transport import Urllib3Transport
+
+    return Urllib3Transport()

@@ -1,0 +1,1 @@
+"""The API's resources (``client.embeddings``, ``client.models``), sync and async."""

@@ -1,0 +1,269 @@
+"""``client.embeddings``: create embedding vectors, at once or as a stream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
+
+from aligneai.core.models import CreateEmbeddingResponse
+from aligneai.core.operations import CallOptions, EncodingFormat, create_embeddings
+from aligneai.core.options import TimeoutLike
+
+if TYPE_CHECKING:
+    from aligneai._async_client import AsyncAligneAI
+    from aligneai._client import AligneAI
+    from aligneai._raw_response import RawResponse
+    from aligneai._streaming import AsyncStream, Stream
+
+__all__ = [
+    "AsyncEmbeddings",
+    "AsyncEmbeddingsWithRawResponse",
+    "Embeddings",
+    "EmbeddingsWithRawResponse",
+]
+
+Inputs = Union[str, Sequence[str]]
+
+
+class Embeddings:
+    """Create embeddings with the synchronous client."""
+
+    def __init__(self, client: AligneAI) -> None:
+        self._client = client
+
+    @property
+    def with_raw_response(self) -> EmbeddingsWithRawResponse:
+        """The same methods, returning a `RawResponse` (status, headers, timings, ``parse()``)."""
+        return EmbeddingsWithRawResponse(self._client)
+
+    @overload
+    def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = ...,
+        encoding_format: EncodingFormat | None = ...,
+        dimensions: int | None = ...,
+        stream: Literal[False] = ...,
+        timeout: TimeoutLike = ...,
+        max_retries: int | None = ...,
+        extra_headers: Mapping[str, str] | None = ...,
+        extra_query: Mapping[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> CreateEmbeddingResponse: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = ...,
+        encoding_format: EncodingFormat | None = ...,
+        dimensions: int | None = ...,
+        stream: Literal[True],
+        timeout: TimeoutLike = ...,
+        max_retries: int | None = ...,
+        extra_headers: Mapping[str, str] | None = ...,
+        extra_query: Mapping[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> Stream: ...
+
+    def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = None,
+        encoding_format: EncodingFormat | None = None,
+        dimensions: int | None = None,
+        stream: bool = False,
+        timeout: TimeoutLike = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> CreateEmbeddingResponse | Stream:
+        """Embed ``inputs`` (a string or a list of 1 to 2048 strings).
+
+        Args:
+            inputs: the texts to embed.
+            model: the model id; the server's default model when None.
+            encoding_format: the wire format, ``"base64"`` (default: smaller and faster) or
+                ``"float"``; either way ``embedding`` is a list of floats.
+            dimensions: truncate vectors to this many dimensions.
+            stream: when True, return a `Stream` that yields each `Embedding` as it arrives.
+            timeout, max_retries: override the client's settings for this call
+                (None keeps them).
+            extra_headers, extra_query, extra_body: added to the request as they are.
+
+        Returns:
+            A `CreateEmbeddingResponse` whose ``data`` is ordered by ``index``
+            (or a `Stream` with ``stream=True``).
+        """
+        operation = create_embeddings(
+            inputs=inputs,
+            model=model,
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            stream=stream,
+            extra_body=extra_body,
+        )
+        call_options = CallOptions.from_arguments(
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        if operation.stream:
+            stream_result: Stream = self._client._call_stream(operation, call_options)
+            return stream_result
+        return self._client._call(operation, call_options)
+
+
+class EmbeddingsWithRawResponse:
+    """``client.embeddings.with_raw_response``."""
+
+    def __init__(self, client: AligneAI) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = None,
+        encoding_format: EncodingFormat | None = None,
+        dimensions: int | None = None,
+        timeout: TimeoutLike = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> RawResponse[CreateEmbeddingResponse]:
+        """Like `Embeddings.create` (without streaming), returning the `RawResponse`."""
+        operation = create_embeddings(
+            inputs=inputs,
+            model=model,
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            extra_body=extra_body,
+        )
+        call_options = CallOptions.from_arguments(
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        return self._client._call_raw(operation, call_options)
+
+
+class AsyncEmbeddings:
+    """Create embeddings with the asynchronous client."""
+
+    def __init__(self, client: AsyncAligneAI) -> None:
+        self._client = client
+
+    @property
+    def with_raw_response(self) -> AsyncEmbeddingsWithRawResponse:
+        """The same methods, returning a `RawResponse`."""
+        return AsyncEmbeddingsWithRawResponse(self._client)
+
+    @overload
+    async def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = ...,
+        encoding_format: EncodingFormat | None = ...,
+        dimensions: int | None = ...,
+        stream: Literal[False] = ...,
+        timeout: TimeoutLike = ...,
+        max_retries: int | None = ...,
+        extra_headers: Mapping[str, str] | None = ...,
+        extra_query: Mapping[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> CreateEmbeddingResponse: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = ...,
+        encoding_format: EncodingFormat | None = ...,
+        dimensions: int | None = ...,
+        stream: Literal[True],
+        timeout: TimeoutLike = ...,
+        max_retries: int | None = ...,
+        extra_headers: Mapping[str, str] | None = ...,
+        extra_query: Mapping[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> AsyncStream: ...
+
+    async def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = None,
+        encoding_format: EncodingFormat | None = None,
+        dimensions: int | None = None,
+        stream: bool = False,
+        timeout: TimeoutLike = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> CreateEmbeddingResponse | AsyncStream:
+        """Embed ``inputs``; see `Embeddings.create` for the arguments."""
+        operation = create_embeddings(
+            inputs=inputs,
+            model=model,
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            stream=stream,
+            extra_body=extra_body,
+        )
+        call_options = CallOptions.from_arguments(
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        if operation.stream:
+            stream_result: AsyncStream = await self._client._call_stream(operation, call_options)
+            return stream_result
+        return await self._client._call(operation, call_options)
+
+
+class AsyncEmbeddingsWithRawResponse:
+    """``async_client.embeddings.with_raw_response``."""
+
+    def __init__(self, client: AsyncAligneAI) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = None,
+        encoding_format: EncodingFormat | None = None,
+        dimensions: int | None = None,
+        timeout: TimeoutLike = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> RawResponse[CreateEmbeddingResponse]:
+        """Like `AsyncEmbeddings.create` (without streaming), returning the `RawResponse`."""
+        operation = create_embeddings(
+            inputs=inputs,
+            model=model,
+            encoding_format=encoding_format,
+            dimensions=dimensions,
+            extra_body=extra_body,
+        )
+        call_options = CallOptions.from_arguments(
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        return await self._client._call_raw(operation, call_options)

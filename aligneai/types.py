@@ -1,0 +1,21 @@
+"""The typed models returned by the API (attrs classes that are also read-only JSON dicts)."""
+
+from aligneai.core.models import (
+    CreateEmbeddingResponse,
+    Embedding,
+    EmbeddingStreamDone,
+    Model,
+    ModelList,
+    Usage,
+)
+from aligneai.core.operations import EncodingFormat
+
+__all__ = [
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingStreamDone",
+    "EncodingFormat",
+    "Model",
+    "ModelList",
+    "Usage",
+]
