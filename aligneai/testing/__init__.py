@@ -1,0 +1,25 @@
+"""Test against AligneAI without the network: a faithful local server with fault injection.
+
+    from aligneai.testing import Fault, LocalServer
+
+    with LocalServer() as server:
+        server.enqueue(Fault.status(503), Fault.none())  # fail once, then answer
+        client = AligneAI(api_key="test", base_url=server.url)
+
+The pytest fixtures ``aligneai_server`` and ``aligneai_server_url`` are registered
+automatically; hypothesis strategies live in ``aligneai.testing.strategies``.
+"""
+
+from aligneai.testing._embedder import cosine_similarity, embed
+from aligneai.testing._faults import Fault, FaultKind
+from aligneai.testing._server import LocalServer, RecordedRequest, serve
+
+__all__ = [
+    "Fault",
+    "FaultKind",
+    "LocalServer",
+    "RecordedRequest",
+    "cosine_similarity",
+    "embed",
+    "serve",
+]

@@ -1,0 +1,668 @@
+"""The local AligneAI server: a faithful fake of the REST API v1 with fault injection.
+
+Standard library only (``http.server``), so ``aligneai embed --local`` works on a bare install
+and tests can run it in a background thread::
+
+    with LocalServer() as server:
+        client = AligneAI(api_key="test", base_url=server.url)
+        server.enqueue(Fault.status(503, retry_after=0), Fault.none())
+        ...
+
+What it answers lives in `_contract` (pure functions); this module adds sockets, keep-alive,
+chunked event streams, request recording and the faults of `_faults`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import random
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+import types
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TextIO
+from urllib.parse import parse_qs, urlsplit
+
+from aligneai.core._version import __version__
+from aligneai.testing import _contract
+from aligneai.testing._faults import (
+    Fault,
+    FaultKind,
+    FaultSchedule,
+    contract_violation_payload,
+)
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "LocalServer", "RecordedRequest", "serve"]
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+_STOP_JOIN_SECONDS = 5.0
+_LINGER_SECONDS = 2.0
+_Headers = tuple[tuple[str, str], ...]
+
+# What `Fault.malformed_json` sends: starts like JSON, so only a real parser notices.
+_MALFORMED_JSON = b'{"object": "list", "data": [{"object": "embedding", "index": 0, embedding: ]'
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received, as it arrived.
+
+    Attributes:
+        method: the HTTP method.
+        path: the path without the query (e.g. ``"/v1/embeddings"``).
+        query: the query parameters, each with all its values.
+        headers: the headers, names in lower case (repeated headers joined with ``", "``).
+        body: the raw body.
+        json: the body decoded as JSON, or None when it is not JSON.
+        fault: the fault the request got, or None when it was answered normally.
+    """
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    fault: Fault | None = None
+
+
+class _RequestTooLarge(Exception):
+    pass
+
+
+class _BadFraming(Exception):
+    pass
+
+
+class _State:
+    """What the handler threads share: settings, the fault schedule and the request log."""
+
+    def __init__(
+        self, api_key: str | None, request_log_limit: int, max_body_bytes: int, verbose: bool
+    ) -> None:
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.verbose = verbose
+        self.schedule = FaultSchedule()
+        self.stopping = threading.Event()
+        self._log_lock = threading.Lock()
+        self._log: collections.deque[RecordedRequest] = collections.deque(maxlen=request_log_limit)
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._log_lock:
+            self._log.append(request)
+
+    def recorded(self) -> list[RecordedRequest]:
+        with self._log_lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        with self._log_lock:
+            self._log.clear()
+
+
+def _decode_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _sse(event: str, data: bytes) -> bytes:
+    return b"event: " + event.encode("ascii") + b"\ndata: " + data + b"\n\n"
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Serves one connection: keep-alive requests, each answered by `_contract` and a fault."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = f"aligneai-local/{__version__}"
+    sys_version = ""
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Small writes (SSE events, slow-body pieces) must leave at once, not wait for an ACK.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def version_string(self) -> str:
+        """Return the ``Server`` header value."""
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Write an access log line only when the server is verbose."""
+        if self.server.state.verbose:
+            super().log_message(format, *args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer protocol errors found by `http.server` (bad request line...) in contract JSON."""
+        self.close_connection = True
+        body = _contract.encode_json(_contract.default_error_payload(code, message))
+        self._send_head(code, "application/json", len(body), (("Connection", "close"),))
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds``; True when the server is stopping (so the answer is abandoned)."""
+        return self.server.state.stopping.wait(seconds)
+
+    def _drop(self) -> None:
+        """Close the connection at once, in the middle of whatever was being sent."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _lingering_close(self) -> None:
+        """Close after an answer sent before the request body was read.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy
+        the answer before the client reads it; so stop writing, then discard what the client
+        still sends, for a bounded time, before closing.
+        """
+        self.close_connection = True
+        deadline = time.monotonic() + _LINGER_SECONDS
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            while time.monotonic() < deadline:
+                self.connection.settimeout(max(deadline - time.monotonic(), 0.01))
+                if not self.connection.recv(1 << 16):
+                    break
+        except OSError:
+            pass
+
+    def _send_head(
+        self, status: int, content_type: str, length: int | None, extra: Iterable[tuple[str, str]]
+    ) -> None:
+        headers: dict[str, tuple[str, str]] = {}
+        defaults: list[tuple[str, str]] = [("Content-Type", content_type)]
+        if length is not None:
+            defaults.append(("Content-Length", str(length)))
+        defaults.append(("x-request-id", "req_" + uuid.uuid4().hex))
+        for name, value in [*defaults, *extra]:
+            headers[name.lower()] = (name, value)  # later ones (fault headers) win
+        self.send_response(status)
+        for name, value in headers.values():
+            self.send_header(name, value)
+        self.end_headers()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        limit = self.server.state.max_body_bytes
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked(limit)
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return b""
+        try:
+            length = int(raw)
+        except ValueError:
+            raise _BadFraming(f"invalid Content-Length: {raw!r}") from None
+        if length < 0:
+            raise _BadFraming(f"invalid Content-Length: {raw!r}")
+        if length > limit:
+            raise _RequestTooLarge
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionAbortedError("the client closed the connection mid-body")
+        return body
+
+    def _read_chunked(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1026)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadFraming("invalid chunk size") from None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers: ignored
+                return b"".join(parts)
+            total += size
+            if total > limit:
+                raise _RequestTooLarge
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(3)
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        """Handle a GET request."""
+        self._handle()
+
+    def do_POST(self) -> None:
+        """Handle a POST request."""
+        self._handle()
+
+    def do_PUT(self) -> None:
+        """Handle a PUT request (always 405 or 404)."""
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        """Handle a PATCH request (always 405 or 404)."""
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        """Handle a DELETE request (always 405 or 404)."""
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        """Handle a HEAD request (always 405 or 404, without a body)."""
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        """Handle an OPTIONS request (always 405 or 404)."""
+        self._handle()
+
+    def _handle(self) -> None:
+        try:
+            self._handle_request()
+        except OSError:
+            # The client went away (or the server is stopping): nothing to answer, no traceback.
+            self.close_connection = True
+
+    def _handle_request(self) -> None:
+        state = self.server.state
+        split = urlsplit(self.path)
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        query = parse_qs(split.query, keep_blank_values=True)
+        try:
+            body = self._read_body()
+        except (_RequestTooLarge, _BadFraming) as exc:
+            state.record(RecordedRequest(self.command, split.path, query, headers, b"", None))
+            status, code = (413, "request_too_large")
+            message = f"The request body exceeds {state.max_body_bytes} bytes."
+            if isinstance(exc, _BadFraming):
+                status, code, message = 400, "invalid_framing", str(exc)
+            payload = _contract.error_payload(status, message, code=code)
+            self._send_json(status, payload, (("Connection", "close"),), None)
+            self._lingering_close()
+            return
+        fault = state.schedule.next_for(split.path)
+        state.record(
+            RecordedRequest(
+                self.command, split.path, query, headers, body, _decode_json(body), fault
+            )
+        )
+        self._respond(split.path, headers, body, fault)
+
+    def _respond(
+        self, path: str, headers: dict[str, str], body: bytes, fault: Fault | None
+    ) -> None:
+        kind = fault.kind if fault is not None else FaultKind.NONE
+        extra = fault.headers if fault is not None else ()
+        if kind is FaultKind.DROP_BEFORE_HEADERS:
+            self._drop()
+            return
+        if kind is FaultKind.DELAY and fault is not None and self._wait(fault.seconds):
+            self._drop()
+            return
+        if kind is FaultKind.STATUS and fault is not None:
+            self._send_bytes(fault.status_code, fault.content_type, fault.body or b"", extra, None)
+            return
+        answer = _contract.answer(
+            self.command, path, headers, body, api_key=self.server.state.api_key
+        )
+        if kind in (
+            FaultKind.MALFORMED_JSON,
+            FaultKind.TRUNCATED_JSON,
+            FaultKind.CONTRACT_VIOLATION,
+        ):
+            as_json = answer.as_json() if isinstance(answer, _contract.StreamAnswer) else answer
+            if kind is FaultKind.MALFORMED_JSON:
+                broken = _MALFORMED_JSON
+            elif kind is FaultKind.TRUNCATED_JSON:
+                full = _contract.encode_json(as_json.payload)
+                broken = full[: len(full) // 2]
+            else:
+                source = as_json.payload if as_json.status == 200 else {}
+                broken = _contract.encode_json(contract_violation_payload(source))
+            self._send_bytes(200, "application/json", broken, extra, None)
+            return
+        if isinstance(answer, _contract.StreamAnswer):
+            self._send_stream(answer, extra, fault)
+        else:
+            self._send_json(answer.status, answer.payload, answer.headers + extra, fault)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _send_json(self, status: int, payload: Any, headers: _Headers, fault: Fault | None) -> None:
+        self._send_bytes(status, "application/json", _contract.encode_json(payload), headers, fault)
+
+    def _send_bytes(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        headers: Sequence[tuple[str, str]],
+        fault: Fault | None,
+    ) -> None:
+        """Send a complete answer, or a broken one as ``fault`` (a body-level fault) says."""
+        self._send_head(status, content_type, len(body), headers)
+        if self.command == "HEAD":
+            return
+        kind = fault.kind if fault is not None else FaultKind.NONE
+        half = len(body) // 2
+        if kind is FaultKind.SLOW_BODY and fault is not None:
+            step = -(-len(body) // fault.chunks) or 1
+            for start in range(0, max(len(body), 1), step):
+                if self._wait(fault.seconds):
+                    self._drop()
+                    return
+                self.wfile.write(body[start : start + step])
+        elif kind is FaultKind.STALL_BODY and fault is not None:
+            self.wfile.write(body[:half])
+            if self._wait(fault.seconds):
+                self._drop()
+                return
+            self.wfile.write(body[half:])
+        elif kind is FaultKind.DROP_MID_BODY:
+            self.wfile.write(body[:half])
+            self._drop()
+        else:
+            self.wfile.write(body)
+
+    def _send_stream(
+        self, answer: _contract.StreamAnswer, headers: _Headers, fault: Fault | None
+    ) -> None:
+        """Send an event stream, chunked (HTTP/1.0 clients get it unframed, then a close)."""
+        kind = fault.kind if fault is not None else FaultKind.NONE
+        items = list(answer.items)
+        if kind is FaultKind.SSE_SHUFFLE and fault is not None:
+            random.Random(fault.seed).shuffle(items)
+        events = [_sse("embedding", _contract.encode_json(item)) for item in items]
+        events.append(_sse("done", _contract.encode_json(answer.done)))
+        drop_at_end = kind is FaultKind.DROP_MID_BODY or kind is FaultKind.SSE_DROP
+        if kind in (FaultKind.SSE_CUT_MID_EVENT, FaultKind.SSE_DROP) and fault is not None:
+            # Whole events first, then half of the next one (the `done` event if none is left).
+            cut = min(fault.after_items, len(events) - 1)
+            events = [*events[:cut], events[cut][: len(events[cut]) // 2]]
+        elif kind is FaultKind.SSE_ERROR and fault is not None:
+            events = [
+                *events[: min(fault.after_items, len(items))],
+                _sse("error", fault.body or b""),
+            ]
+
+        chunked = self.request_version == "HTTP/1.1"
+        stream_headers: list[tuple[str, str]] = [("Cache-Control", "no-cache")]
+        if chunked:
+            stream_headers.append(("Transfer-Encoding", "chunked"))
+        else:
+            self.close_connection = True
+        self._send_head(200, "text/event-stream", None, [*stream_headers, *headers])
+        if self.command == "HEAD":
+            return
+        pieces = [_chunk(event) for event in events] if chunked else list(events)
+        if chunked and not drop_at_end:
+            pieces.append(_LAST_CHUNK)
+
+        if kind is FaultKind.DROP_MID_BODY:
+            wire = b"".join(pieces)
+            self.wfile.write(wire[: len(wire) // 2])
+            self._drop()
+            return
+        stall_at = len(pieces) // 2 if kind is FaultKind.STALL_BODY else -1
+        for position, piece in enumerate(pieces):
+            pause = 0.0
+            if fault is not None and (
+                kind is FaultKind.SLOW_BODY or (position == stall_at and position > 0)
+            ):
+                pause = fault.seconds
+            if pause and self._wait(pause):
+                self._drop()
+                return
+            self.wfile.write(piece)
+        if drop_at_end:
+            self._drop()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that tracks its connections so that `close_all` can end them."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], state: _State) -> None:
+        self.state = state
+        self._conn_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._handler_threads: set[threading.Thread] = set()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can take seconds.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.socket.getsockname()[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=f"aligneai-local-{client_address}",
+            daemon=True,
+        )
+        with self._conn_lock:
+            if self.state.stopping.is_set():
+                self.shutdown_request(request)
+                return
+            self._connections.add(request)
+            self._handler_threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._conn_lock:
+                self._connections.discard(request)
+                self._handler_threads.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Client disconnects (and our own shutdown of idle keep-alive sockets) are routine.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+    def close_all(self) -> list[threading.Thread]:
+        """Shut every open connection (idle keep-alive ones too); return their threads."""
+        with self._conn_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            return list(self._handler_threads)
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class LocalServer:
+    """A local, in-process AligneAI API v1 server with fault injection, for tests and demos.
+
+    Args:
+        host: the interface to bind (loopback by default).
+        port: the port; 0 picks a free one (see `url` after `start`).
+        api_key: accept only this key; None accepts any non-empty bearer key.
+        request_log_limit: how many of the latest requests `requests` keeps.
+        max_body_bytes: larger request bodies get 413.
+        verbose: write an access log line per request to stderr.
+
+    It is thread-safe; use it as a context manager or call `start` and `stop`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        request_log_limit: int = 10_000,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        verbose: bool = False,
+    ) -> None:
+        if request_log_limit < 0:
+            raise ValueError("request_log_limit must not be negative")
+        if api_key is not None and not api_key:
+            raise ValueError("api_key must not be empty (None accepts any key)")
+        self._host = host
+        self._port = port
+        self._state = _State(api_key, request_log_limit, max_body_bytes, verbose)
+        self._lifecycle = threading.Lock()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        where = self.url if self._httpd is not None else "stopped"
+        return f"<LocalServer {where}>"
+
+    def start(self) -> LocalServer:
+        """Bind and serve in a background daemon thread; return self."""
+        with self._lifecycle:
+            if self._httpd is not None:
+                raise RuntimeError("the server is already running")
+            self._state.stopping.clear()
+            httpd = _HTTPServer((self._host, self._port), self._state)
+            # A short poll interval makes stop() prompt; the selector still wakes on connections.
+            thread = threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="aligneai-local-server",
+                daemon=True,
+            )
+            thread.start()
+            self._httpd, self._thread = httpd, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every open connection and join the threads (idempotent)."""
+        with self._lifecycle:
+            httpd, thread = self._httpd, self._thread
+            if httpd is None or thread is None:
+                return
+            self._state.stopping.set()  # wakes delays and stalls
+            httpd.shutdown()
+            for handler in httpd.close_all():
+                handler.join(_STOP_JOIN_SECONDS)
+            httpd.server_close()
+            thread.join(_STOP_JOIN_SECONDS)
+            self._httpd = self._thread = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port (only while running)."""
+        if self._httpd is None:
+            raise RuntimeError("the server is not running: call start() first")
+        return self._httpd.server_port
+
+    @property
+    def url(self) -> str:
+        """The API base URL, e.g. ``http://127.0.0.1:54321/v1`` (only while running)."""
+        return f"http://{_url_host(self._host)}:{self.port}{_contract.API_PREFIX}"
+
+    @property
+    def api_key(self) -> str | None:
+        """The only accepted key, or None when any non-empty key is accepted."""
+        return self._state.api_key
+
+    def enqueue(self, *faults: Fault, path: str | None = None) -> None:
+        """Script faults: each of the next requests (to ``path`` only, if given) takes one, FIFO.
+
+        ``Fault.none()`` answers normally, e.g. ``enqueue(Fault.status(503), Fault.none())``.
+        """
+        self._state.schedule.enqueue(faults, path)
+
+    def set_fault_rate(self, fault: Fault, rate: float, *, seed: int = 0) -> None:
+        """Give each request that no scripted fault serves ``fault`` with probability ``rate``."""
+        self._state.schedule.set_rate(fault, rate, seed=seed)
+
+    @property
+    def pending_faults(self) -> int:
+        """How many scripted faults no request has taken yet."""
+        return self._state.schedule.pending()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the recorded requests, oldest first."""
+        return self._state.recorded()
+
+    def reset(self) -> None:
+        """Clear the scripted faults, the fault rate and the request log."""
+        self._state.schedule.reset()
+        self._state.clear_log()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    api_key: str | None = None,
+    verbose: bool = True,
+    out: TextIO | None = None,
+) -> None:
+    """Run a `LocalServer` in the foreground until Ctrl-C or SIGTERM (``aligneai serve``).
+
+    Prints the base URL first (one line, flushed) so that scripts can read it.
+    """
+    stream = out if out is not None else sys.stdout
+    stop = threading.Event()
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda _signum, _frame: stop.set())
+    try:
+        with LocalServer(host=host, port=port, api_key=api_key, verbose=verbose) as server:
+            print(f"AligneAI local server listening on {server.url}", file=stream, flush=True)
+            print("Press Ctrl-C to stop.", file=stream, flush=True)
+            # A timed wait keeps the main thread responsive to signals on every platform.
+            while not stop.wait(0.2):
+                pass
+    finally:
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+    print("AligneAI local server stopped.", file=stream, flush=True)
