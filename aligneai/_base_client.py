@@ -25,7 +25,7 @@ from aligneai.core.options import (
     resolve_options,
 )
 from aligneai.core.parsing import parse_model
-from aligneai.core.request import base_headers
+from aligneai.core.request import base_headers, merge_headers
 from aligneai.core.system import current_platform
 from aligneai.transports.sync_driver import Flow
 
@@ -101,7 +101,7 @@ class BaseClient:
             changes["max_retries"] = max_retries
         if default_headers is not _KEEP:
             merged = dict(self._options.default_headers)
-            merged.update(default_headers or {})  # type: ignore[call-overload]
+            merge_headers(merged, default_headers or {})  # type: ignore[arg-type]
             changes["default_headers"] = merged
         return self._options.replace(**changes)
 

@@ -29,7 +29,15 @@ from .errors import APITimeoutError, ResponseTooLargeError
 from .failures import TransportError, to_api_error
 from .operations import CallOptions, Operation
 from .options import ClientOptions, Timeout
-from .request import Request, build_request, encode_json_body, join_url, redact_headers
+from .request import (
+    Request,
+    build_request,
+    encode_json_body,
+    join_url,
+    merge_headers,
+    pop_header,
+    redact_headers,
+)
 from .response import ResponseHead, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 
@@ -105,7 +113,11 @@ def prepare_call(
     used on POST only, and must be fresh for each call (the facade makes a UUID).
     """
     call_headers = dict(headers)
-    call_headers.update(call_options.extra_headers)
+    merge_headers(call_headers, call_options.extra_headers)
+    # A caller's own Idempotency-Key (any spelling) replaces the generated one, on every retry.
+    callers_key = pop_header(call_headers, "Idempotency-Key")
+    if callers_key is not None:
+        idempotency_key = callers_key
     query = dict(operation.query or {})
     query.update(call_options.extra_query)
     return PreparedCall(

@@ -18,10 +18,36 @@ __all__ = [
     "base_headers",
     "build_request",
     "join_url",
+    "merge_headers",
+    "pop_header",
     "redact_headers",
+    "set_header",
 ]
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def set_header(headers: dict[str, str], name: str, value: str) -> None:
+    """Set ``name`` in ``headers``, replacing any spelling of it (header names ignore case)."""
+    lowered = name.lower()
+    for key in [k for k in headers if k.lower() == lowered and k != name]:
+        del headers[key]
+    headers[name] = value
+
+
+def merge_headers(headers: dict[str, str], extra: Mapping[str, str]) -> None:
+    """Apply ``extra`` over ``headers``: a later value replaces an earlier one whatever its case."""
+    for name, value in extra.items():
+        set_header(headers, name, value)
+
+
+def pop_header(headers: dict[str, str], name: str) -> str | None:
+    """Remove every spelling of ``name``; return the last value found, if any."""
+    lowered = name.lower()
+    value = None
+    for key in [k for k in headers if k.lower() == lowered]:
+        value = headers.pop(key)
+    return value
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -82,8 +108,9 @@ def base_headers(options: ClientOptions, platform: PlatformInfo) -> dict[str, st
         "X-AligneAI-Runtime": platform.runtime,
         "X-AligneAI-Runtime-Version": platform.runtime_version,
     }
-    headers.update(options.default_headers)
     headers["Authorization"] = f"Bearer {options.api_key}"
+    # The caller's explicit headers win, including Authorization (e.g. for a gateway).
+    merge_headers(headers, options.default_headers)
     return headers
 
 
@@ -126,13 +153,13 @@ def build_request(
     on every retry of one call.
     """
     attempt_headers = dict(headers)
-    attempt_headers["X-AligneAI-Retry-Count"] = str(retry_count)
+    set_header(attempt_headers, "X-AligneAI-Retry-Count", str(retry_count))
     if idempotency_key is not None:
-        attempt_headers["Idempotency-Key"] = idempotency_key
+        set_header(attempt_headers, "Idempotency-Key", idempotency_key)
     if stream:
-        attempt_headers["Accept"] = "text/event-stream"
+        set_header(attempt_headers, "Accept", "text/event-stream")
     if body is None:
-        attempt_headers.pop("Content-Type", None)
+        pop_header(attempt_headers, "Content-Type")
     return Request(
         method=method,
         url=url,

@@ -12,6 +12,7 @@ one `EmbeddingStreamDecoder`; all the protocol's rules live here:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ._json import loads
@@ -47,19 +48,21 @@ class EmbeddingStreamDecoder:
         """True once the ``done`` event arrived."""
         return self.done is not None
 
-    def feed(self, chunk: bytes) -> list[Embedding]:
-        """Decode one chunk of the body; return the embeddings it completed (maybe none)."""
+    def feed(self, chunk: bytes) -> Iterator[Embedding]:
+        """Decode one chunk of the body, yielding each embedding it completed.
+
+        Items are yielded one by one, so those that arrived before an ``error`` event (or a
+        malformed one) in the same chunk reach the caller before the error is raised.
+        """
         if self.done is not None:
-            return []  # anything after `done` is not part of the answer
-        items: list[Embedding] = []
+            return  # anything after `done` is not part of the answer
         for event in self._sse.feed(chunk):
             item = self._handle(event)
             if item is not None:
-                items.append(item)
+                self.items_received += 1
+                yield item
             if self.done is not None:
-                break
-        self.items_received += len(items)
-        return items
+                return
 
     def close(self) -> None:
         """Signal the end of the body; raise `APIConnectionError` if ``done`` never came."""
