@@ -35,9 +35,6 @@ class AsyncAligneAI(BaseClient):
     at module level and used from consecutive ``asyncio.run()`` calls.
     """
 
-    embeddings: AsyncEmbeddings
-    models: AsyncModels
-
     def __init__(
         self,
         api_key: str | None = None,
@@ -67,11 +64,19 @@ class AsyncAligneAI(BaseClient):
         self._max_connections = max_connections
         self._transport: AsyncTransport = transport or _default_transport(max_connections)
         self._sleep = _sleep
-        self._attach_resources()
 
-    def _attach_resources(self) -> None:
-        self.embeddings = AsyncEmbeddings(self)
-        self.models = AsyncModels(self)
+    # Built on access rather than stored: a resource refers to its client, and a stored one
+    # would make a reference cycle that keeps a dropped client (and its pool) alive until the
+    # cycle collector runs, instead of freeing it at once.
+    @property
+    def embeddings(self) -> AsyncEmbeddings:
+        """Create embeddings."""
+        return AsyncEmbeddings(self)
+
+    @property
+    def models(self) -> AsyncModels:
+        """List and look up models."""
+        return AsyncModels(self)
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -115,7 +120,6 @@ class AsyncAligneAI(BaseClient):
             )
         )
         copy._owns_transport = False
-        copy._attach_resources()
         return copy
 
     async def close(self) -> None:
@@ -135,7 +139,7 @@ class AsyncAligneAI(BaseClient):
         await self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("embeddings", "models")}
+        state = dict(self.__dict__)
         if self._owns_transport:
             state["_transport"] = None
         return state
@@ -144,7 +148,6 @@ class AsyncAligneAI(BaseClient):
         self.__dict__.update(state)
         if self._transport is None:
             self._transport = _default_transport(self._max_connections)
-        self._attach_resources()
 
 
 def _default_transport(max_connections: int) -> AsyncTransport:

@@ -40,9 +40,6 @@ class AligneAI(BaseClient):
     fresh connection pool) and pickles (the copy creates its own transport).
     """
 
-    embeddings: Embeddings
-    models: Models
-
     def __init__(
         self,
         api_key: str | None = None,
@@ -72,11 +69,19 @@ class AligneAI(BaseClient):
         self._owns_transport = transport is None
         self._transport: SyncTransport = transport or _default_transport()
         self._sleep = _sleep
-        self._attach_resources()
 
-    def _attach_resources(self) -> None:
-        self.embeddings = Embeddings(self)
-        self.models = Models(self)
+    # Built on access rather than stored: a resource refers to its client, and a stored one
+    # would make a reference cycle that keeps a dropped client (and its pool) alive until the
+    # cycle collector runs, instead of freeing it at once.
+    @property
+    def embeddings(self) -> Embeddings:
+        """Create embeddings."""
+        return Embeddings(self)
+
+    @property
+    def models(self) -> Models:
+        """List and look up models."""
+        return Models(self)
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -127,7 +132,6 @@ class AligneAI(BaseClient):
             )
         )
         copy._owns_transport = False
-        copy._attach_resources()
         return copy
 
     def close(self) -> None:
@@ -147,7 +151,7 @@ class AligneAI(BaseClient):
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("embeddings", "models")}
+        state = dict(self.__dict__)
         if self._owns_transport:
             # Pools and sockets don't travel: the copy creates its own default transport.
             state["_transport"] = None
@@ -157,7 +161,6 @@ class AligneAI(BaseClient):
         self.__dict__.update(state)
         if self._transport is None:
             self._transport = _default_transport()
-        self._attach_resources()
 
 
 def _default_transport() -> SyncTransport:

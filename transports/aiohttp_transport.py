@@ -11,8 +11,11 @@ scheduled on a foreign loop.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import socket
 import ssl
 import urllib.request
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.request import Request
 
-from .urllib3_transport import _proxy_bypass, default_ssl_context
+from .urllib3_transport import _proxy_bypass, default_ssl_context, keepalive_options
 
 __all__ = ["AiohttpResponse", "AiohttpTransport"]
 
@@ -82,6 +85,53 @@ class AiohttpResponse:
             response.close()
 
 
+# aiohttp >= 3.12 lets us create the sockets (to turn TCP keepalive on); older releases get the
+# options set on each new connection's socket after it connected.
+_HAS_SOCKET_FACTORY = "socket_factory" in inspect.signature(aiohttp.TCPConnector).parameters
+# Closing tasks started by finalizers: referenced until done, so they are never collected mid-way.
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _keepalive_socket(addr_info: Any) -> socket.socket:
+    family, type_, proto = addr_info[0], addr_info[1], addr_info[2]
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    for level, option, value in keepalive_options():
+        sock.setsockopt(level, option, value)
+    return sock
+
+
+def _apply_keepalive(response: aiohttp.ClientResponse) -> None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None and not sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE):
+        for level, option, value in keepalive_options():
+            sock.setsockopt(level, option, value)
+
+
+def _close_in_own_loop(
+    loop: asyncio.AbstractEventLoop, keeper: AsyncGenerator[None, None]
+) -> None:
+    """Close a collected transport's session in the loop it belongs to, if that still runs.
+
+    Runs from ``weakref.finalize``, which keeps the keeper (and so the session) alive until
+    now: the session is closed properly instead of being collected with a warning. If the
+    loop is closed, ``loop.shutdown_asyncgens()`` already closed the keeper.
+    """
+    if loop.is_closed():
+        return
+
+    def start() -> None:
+        task = loop.create_task(keeper.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:  # the loop closed in the meantime
+        pass
+
+
 async def _keep_session(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
     # Suspended at `yield` for the session's lifetime; the loop's async-generator hooks run the
     # `finally` in the session's own loop at shutdown or when this generator is collected.
@@ -127,6 +177,7 @@ class AiohttpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._keeper: AsyncGenerator[None, None] | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -157,9 +208,14 @@ class AiohttpTransport:
             return session
         # First use, or a new loop (e.g. a second asyncio.run()): the old session belonged to
         # a loop that has shut down (its keeper closed it there), so start a new one here.
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections, ssl=self._ssl_context, **self._connector_kwargs
-        )
+        connector_kwargs: dict[str, Any] = {
+            "limit": self._max_connections,
+            "ssl": self._ssl_context,
+        }
+        if _HAS_SOCKET_FACTORY:
+            connector_kwargs["socket_factory"] = _keepalive_socket
+        connector_kwargs.update(self._connector_kwargs)
+        connector = aiohttp.TCPConnector(**connector_kwargs)
         session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=True,
@@ -167,6 +223,11 @@ class AiohttpTransport:
         )
         keeper = _keep_session(session)
         await keeper.__anext__()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        # If this transport is collected (its client dropped without close()), close the
+        # session in its own loop rather than let aiohttp warn about it.
+        self._finalizer = weakref.finalize(self, _close_in_own_loop, loop, keeper)
         self._loop, self._session, self._keeper = loop, session, keeper
         return session
 
@@ -200,12 +261,17 @@ class AiohttpTransport:
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _translate(exc) from exc
+        if not _HAS_SOCKET_FACTORY:
+            _apply_keepalive(response)
         return AiohttpResponse(response)
 
     async def aclose(self) -> None:
         """Close the session (must be awaited in the loop that used it)."""
         keeper, self._keeper = self._keeper, None
         session, self._session = self._session, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         loop, self._loop = self._loop, None
         if loop is not asyncio.get_running_loop():
             # Another loop's session: its keeper closes it there (or did, at that loop's
