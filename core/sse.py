@@ -97,7 +97,7 @@ class SSEDecoder:
         self._in_event = False
         self._last_event_id: str | None = None
         self._reconnection_time: int | None = None
-        # What has_pending_data reported when close() discarded the buffers.
+        # Once closed or failed, has_pending_data reports this: whether data was discarded.
         self._discarded = False
 
     @property
@@ -179,27 +179,25 @@ class SSEDecoder:
             buf += data
             return []
         events: list[ServerSentEvent] = []
-        if has_cr and (data[-1] == _CR or data.count(b"\r") != data.count(b"\r\n")):
-            self._feed_lines(data, events)
-            return events
-        # The common cases, LF-only or CRLF-only line endings: walk the chunk with find()
-        # (memchr) and slice values straight out of it, instead of splitting it into line copies
-        # first. Here every CR is followed by LF, so a CR before a LF is part of the ending.
-        pos = 0
-        if buf:
-            # Only the first line continues the buffered bytes (which hold no CR); the rest of
-            # the chunk is not copied for it.
-            nl = data.find(b"\n")
-            end = nl - 1 if has_cr and nl > 0 and data[nl - 1] == _CR else nl
-            line = bytes(buf) + data[:end]
-            buf.clear()
-            self._line(line, 0, len(line))
-            pos = nl + 1
+        # The common cases, LF or CRLF line endings: walk the chunk with find() (memchr) and
+        # slice values straight out of it, rather than splitting it into line copies first. A CR
+        # right before a LF is part of the ending; any other CR (a CR line ending) hands the
+        # rest of the chunk to the general path.
         find = data.find
-        nl = find(b"\n", pos)
+        pos = 0
+        nl = find(b"\n")
         while nl >= 0:
             end = nl - 1 if has_cr and nl > pos and data[nl - 1] == _CR else nl
-            if end == pos:
+            if has_cr and find(b"\r", pos, end) >= 0:
+                self._feed_lines(data[pos:], events)
+                return events
+            if buf:
+                # Only the first line continues the buffered bytes; the rest of the chunk is
+                # not copied for it.
+                line = bytes(buf) + data[:end]
+                buf.clear()
+                self._line(line, 0, len(line))
+            elif end == pos:
                 event = self._dispatch()
                 if event is not None:
                     events.append(event)
@@ -207,6 +205,9 @@ class SSEDecoder:
                 self._line(data, pos, end)
             pos = nl + 1
             nl = find(b"\n", pos)
+        if has_cr and find(b"\r", pos) >= 0:
+            self._feed_lines(data[pos:], events)
+            return events
         if pos < len(data):
             if len(data) - pos > max_line:
                 self._fail(f"SSE line longer than {max_line} bytes (max_line_bytes)")
@@ -214,8 +215,9 @@ class SSEDecoder:
         return events
 
     def _feed_lines(self, data: bytes, events: list[ServerSentEvent]) -> None:
-        # The general case (some line ends in a lone CR, or the chunk ends between CR and LF):
-        # splitlines() handles CR, LF and CRLF alike.
+        # The general case, for the part of a chunk from the first line that ends in a lone CR
+        # (or in a CR that ends the chunk): splitlines() handles CR, LF and CRLF alike. The
+        # buffered bytes are still unconsumed when this is called.
         buf = self._buf
         if buf:
             data = bytes(buf) + data
