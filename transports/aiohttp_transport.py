@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.request import Request
 
-from .urllib3_transport import _proxy_bypass, default_ssl_context, keepalive_options
+from .urllib3_transport import _proxy_bypass, keepalive_options, shared_ssl_context
 
 __all__ = ["AiohttpResponse", "AiohttpTransport"]
 
@@ -172,7 +172,7 @@ class AiohttpTransport:
         self._max_connections = max_connections
         self._proxy = proxy
         self._env_proxies = urllib.request.getproxies_environment() if trust_env else {}
-        self._ssl_context = ssl_context or default_ssl_context(ca_certs)
+        self._ssl_context = ssl_context or shared_ssl_context(ca_certs)
         self._connector_kwargs = dict(connector_kwargs or {})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None

@@ -6,6 +6,7 @@ not followed so that the Authorization header never travels to another host).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
@@ -35,6 +36,7 @@ __all__ = [
     "Urllib3Response",
     "Urllib3Transport",
     "default_ssl_context",
+    "shared_ssl_context",
     "keepalive_options",
 ]
 
@@ -60,15 +62,36 @@ def keepalive_options() -> list[tuple[int, int, int]]:
 
 
 def default_ssl_context(ca_certs: str | None = None) -> ssl.SSLContext:
-    """The standard library's verifying TLS context.
+    """Return a new verifying TLS context from the standard library.
 
-    It honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (read now, when the transport is created),
-    so corporate CAs work the way users expect; ``ca_certs`` adds a CA bundle file.
+    It honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as they are now, so corporate CAs work the
+    way users expect; ``ca_certs`` adds a CA bundle file.
     """
     context = ssl.create_default_context()
     if ca_certs is not None:
         context.load_verify_locations(cafile=ca_certs)
     return context
+
+
+@functools.lru_cache(maxsize=16)
+def _shared_ssl_context(
+    cert_file_env: str | None, cert_dir_env: str | None, ca_certs: str | None
+) -> ssl.SSLContext:
+    # Keyed by the environment variables' values, so a change to them is honoured by clients
+    # created afterwards. Loading the CA store costs tens of milliseconds: clients share it.
+    del cert_file_env, cert_dir_env  # part of the cache key; OpenSSL reads the environment
+    return default_ssl_context(ca_certs)
+
+
+def shared_ssl_context(ca_certs: str | None = None) -> ssl.SSLContext:
+    """The default TLS context for transports, shared while the certificate settings agree.
+
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` are read when this is called, i.e. when a transport
+    (and so a client) is created, not once at import.
+    """
+    return _shared_ssl_context(
+        os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ca_certs
+    )
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
@@ -163,7 +186,7 @@ class Urllib3Transport:
         self._max_connections = max_connections
         self._proxy_url = proxy_url
         self._env_proxies = urllib.request.getproxies_environment() if trust_env else {}
-        self._ssl_context = ssl_context or default_ssl_context(ca_certs)
+        self._ssl_context = ssl_context or shared_ssl_context(ca_certs)
         self._pool_kwargs = dict(pool_kwargs or {})
         self._lock = threading.Lock()
         self._pools: dict[str | None, urllib3.PoolManager] = {}
