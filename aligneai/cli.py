@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -143,19 +144,19 @@ def main(
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    args = _parser().parse_args(argv)
-    if getattr(args, "debug", False):
-        import logging
-
-        logging.basicConfig(level=logging.WARNING)
-        logging.getLogger("aligneai").setLevel(logging.DEBUG)
     try:
-        if args.command == "embed":
-            _embed(args, stdin, stdout)
-        elif args.command == "models":
-            _models(args, stdout)
-        else:
-            _serve(args)
+        with contextlib.redirect_stderr(stderr):
+            args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse already reported
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        with _debug_logging(getattr(args, "debug", False), stderr):
+            if args.command == "embed":
+                _embed(args, stdin, stdout)
+            elif args.command == "models":
+                _models(args, stdout)
+            else:
+                _serve(args)
     except KeyboardInterrupt:
         stderr.write("aligneai: interrupted\n")
         return EXIT_INTERRUPTED
@@ -168,6 +169,27 @@ def main(
     return 0
 
 
+@contextlib.contextmanager
+def _debug_logging(enabled: bool, stderr: TextIO) -> Iterator[None]:
+    """With --debug, show the ``aligneai`` logger's records on ``stderr`` for this call only."""
+    if not enabled:
+        yield
+        return
+    import logging
+
+    logger = logging.getLogger("aligneai")
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _report(args: argparse.Namespace, stderr: TextIO, exc: BaseException) -> None:
     if getattr(args, "debug", False):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=stderr)
@@ -176,5 +198,13 @@ def _report(args: argparse.Namespace, stderr: TextIO, exc: BaseException) -> Non
 
 
 def console_main() -> None:
-    """Entry point of the ``aligneai`` console script."""
-    sys.exit(main())
+    """Entry point of ``python -m aligneai`` and the ``aligneai`` console script."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`aligneai embed ... | head`): exit quietly, as Unix tools do.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)
