@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Union
 
 import attrs
 
-from .errors import APITimeoutError, ResponseTooLargeError
+from .errors import APIResponseValidationError, APITimeoutError, ResponseTooLargeError
 from .failures import TransportError, to_api_error
 from .operations import CallOptions, Operation
 from .options import ClientOptions, Timeout
@@ -38,7 +38,7 @@ from .request import (
     pop_header,
     redact_headers,
 )
-from .response import ResponseHead, make_status_error
+from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 
 __all__ = [
@@ -148,9 +148,21 @@ class FlowResult:
 
 def _content_length(head: ResponseHead) -> int | None:
     raw = head.headers.get("content-length")
-    if raw is None or not raw.isdigit():
+    if raw is None:
         return None
-    return int(raw)
+    try:
+        length = int(raw.strip())
+    except ValueError:  # garbage (even "²", which str.isdigit() accepts) means "unknown"
+        return None
+    return length if length >= 0 else None
+
+
+def _is_event_stream(head: ResponseHead) -> bool:
+    content_type = head.headers.get("content-type")
+    # No Content-Type at all: give the body the benefit of the doubt and decode it as SSE.
+    return content_type is None or (
+        content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+    )
 
 
 def request_flow(
@@ -194,7 +206,19 @@ def request_flow(
             head = sent
             if head.is_success and call.stream:
                 _log_attempt(request, head.status_code, clock() - attempt_start)
-                return FlowResult(head, None, request, retries_taken, clock() - start)
+                if _is_event_stream(head):
+                    return FlowResult(head, None, request, retries_taken, clock() - start)
+                # A 2xx that is not an event stream breaks the contract: say so from create()
+                # rather than let the stream decoder report a confusing early end.
+                read = yield ReadBody(call.max_response_bytes)
+                raise APIResponseValidationError(
+                    "a streaming call was answered with Content-Type "
+                    f"{head.headers.get('content-type')!r}, not text/event-stream",
+                    status_code=head.status_code,
+                    request_id=head.request_id,
+                    body=decode_error_body(read) if isinstance(read, bytes) else None,
+                    request=request,
+                )
             declared = _content_length(head)
             if declared is not None and declared > call.max_response_bytes:
                 raise ResponseTooLargeError(

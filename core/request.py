@@ -80,6 +80,21 @@ class Request:
         # Never show the Authorization header: reprs end up in logs and tracebacks.
         return f"<Request {self.method} {self.url} headers={redact_headers(self.headers)!r}>"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Requests travel inside exceptions (to other processes, into error trackers): a
+        # pickled copy carries no credentials. It is for inspection, not for re-sending.
+        return (
+            Request,
+            (
+                self.method,
+                self.url,
+                redact_headers(self.headers),
+                self.body,
+                self.timeout,
+                self.stream,
+            ),
+        )
+
 
 @attrs.frozen
 class PlatformInfo:

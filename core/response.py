@@ -58,6 +58,17 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+def _redact_own_key(message: str, request: Request) -> str:
+    # A server (or a proxy) that echoes the credentials in its error text must not make them
+    # appear in str(exception), logs or tracebacks.
+    for name, value in request.headers.items():
+        if name.lower() == "authorization":
+            token = value.split(" ", 1)[-1].strip()
+            if len(token) >= 4 and token in message:
+                message = message.replace(token, "***")
+    return message
+
+
 def make_status_error(
     head: ResponseHead, body: bytes, request: Request | None = None
 ) -> APIStatusError:
@@ -88,6 +99,8 @@ def make_status_error(
             message = f"HTTP {head.status_code} with an empty body"
         else:
             message = f"HTTP {head.status_code}"
+    if request is not None:
+        message = _redact_own_key(message, request)
     cls = status_error_class(head.status_code)
     return cls(
         message,
