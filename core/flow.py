@@ -184,7 +184,7 @@ def request_flow(
     retries_taken = 0
     while True:
         time_left = None if deadline is None else deadline - clock()
-        if time_left is not None and time_left <= 0:
+        if time_left is not None and time_left < 1e-3:
             raise APITimeoutError(
                 f"Request timed out: the total timeout of {call.timeout.total:g} s expired"
             )

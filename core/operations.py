@@ -184,4 +184,7 @@ def retrieve_model(model_id: object) -> Operation[Model]:
         raise InvalidArgumentTypeError("model_id", f"expected a str, got {type(model_id).__name__}")
     if not model_id.strip():
         raise InvalidArgumentValueError("model_id", "must not be empty")
-    return Operation(method="GET", path="/models/" + quote(model_id, safe=""), response_type=Model)
+    segment = quote(model_id, safe="")
+    if segment in (".", ".."):
+        segment = segment.replace(".", "%2E")
+    return Operation(method="GET", path="/models/" + segment, response_type=Model)

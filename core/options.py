@@ -44,7 +44,10 @@ def _seconds(value: object, argument: str, *, allow_none: bool) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         expected = "a number of seconds or None" if allow_none else "a number of seconds"
         raise InvalidArgumentTypeError(argument, f"expected {expected}, got {type(value).__name__}")
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidArgumentValueError(
             argument, f"must be a positive finite number, got {value!r}"
@@ -128,7 +131,9 @@ def validate_base_url(value: object, argument: str = "base_url") -> str:
     if parts.username is not None or parts.password is not None:
         # Credentials in the URL would leak into logs and error messages.
         raise InvalidArgumentValueError(argument, "must not contain a user name or password")
-    if parts.query or parts.fragment:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidArgumentValueError(argument, "must not contain control characters")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
         raise InvalidArgumentValueError(argument, "must not contain a query or fragment")
     del port
     return value.rstrip("/")

@@ -21,7 +21,7 @@ def parse_json(head: ResponseHead, body: bytes, request: Request | None = None) 
     """Decode a 2xx JSON body, turning any decode failure into `APIResponseValidationError`."""
     try:
         return loads(body)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise APIResponseValidationError(
             f"the response body is not valid JSON ({exc})",
             status_code=head.status_code,

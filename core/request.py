@@ -132,10 +132,9 @@ def base_headers(options: ClientOptions, platform: PlatformInfo) -> dict[str, st
 def join_url(base_url: str, path: str, query: Mapping[str, Any] | None = None) -> str:
     """Join ``path`` to ``base_url`` keeping the base URL's own path (``/v1`` stays)."""
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
-    if query:
-        url += "?" + urlencode(
-            [(k, _query_value(v)) for k, v in query.items() if v is not None], doseq=True
-        )
+    items = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
+    if items:
+        url += "?" + urlencode(items, doseq=True)
     return url
 
 

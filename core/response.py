@@ -48,7 +48,7 @@ def decode_error_body(body: bytes) -> object:
         return None
     try:
         return loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body.decode("utf-8", errors="replace")
 
 
