@@ -87,7 +87,9 @@ def _structure_float(value: Any, _: Any) -> float:
 
 
 def _structure_list_of(converter: cattrs.Converter, item: type[T]) -> Callable[[Any, Any], list[T]]:
-    item_hook = converter.get_structure_hook(item)
+    # get_structure_hook() is cattrs >= 23.2; the dispatcher below is what it wraps.
+    get_hook = getattr(converter, "get_structure_hook", None)
+    item_hook = get_hook(item) if get_hook else converter._structure_func.dispatch(item)
 
     def structure(value: Any, _: Any) -> list[T]:
         if type(value) is not list:
@@ -118,7 +120,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
 
-    def register(cls: type[WireModel], **overrides: Any) -> None:
+    def register(cls: type[Any], **overrides: Any) -> None:
         conv.register_structure_hook(
             cls,
             make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=strict, **overrides),
