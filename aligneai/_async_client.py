@@ -13,7 +13,7 @@ from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIE
 from aligneai.transports.async_driver import run_async
 from aligneai.transports.base import AsyncResponse, AsyncTransport
 
-from ._base_client import _KEEP, DEFAULT_TIMEOUT, BaseClient, parse_result
+from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
 from ._raw_response import RawResponse
 from .resources.embeddings import AsyncEmbeddings
 from .resources.models import AsyncModels
@@ -62,7 +62,7 @@ class AsyncAligneAI(BaseClient):
             )
         self._owns_transport = transport is None
         self._max_connections = max_connections
-        self._transport: AsyncTransport = transport or _default_transport(max_connections)
+        self._transport: AsyncTransport = transport or self._default_transport()
         self._sleep = _sleep
 
     # Built on access rather than stored: a resource refers to its client, and a stored one
@@ -104,23 +104,17 @@ class AsyncAligneAI(BaseClient):
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def with_options(
-        self,
-        *,
-        timeout: TimeoutLike = _KEEP,
-        max_retries: int = _KEEP,
-        default_headers: Mapping[str, str] | None = _KEEP,
-    ) -> AsyncAligneAI:
-        """A client with some settings changed that shares this one's connection pool."""
-        copy = object.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy._set_options(
-            self._derived_options(
-                timeout=timeout, max_retries=max_retries, default_headers=default_headers
-            )
-        )
-        copy._owns_transport = False
-        return copy
+    def _default_transport(self) -> AsyncTransport:
+        try:
+            from aligneai.transports.aiohttp_transport import AiohttpTransport
+        except ImportError as exc:
+            from aligneai.core.errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                "AsyncAligneAI needs aiohttp for its default transport: "
+                'pip install "aligneai[aiohttp]"'
+            ) from exc
+        return AiohttpTransport(max_connections=self._max_connections)
 
     async def close(self) -> None:
         """Close the connection pool (if this client created it)."""
@@ -137,26 +131,3 @@ class AsyncAligneAI(BaseClient):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if self._owns_transport:
-            state["_transport"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self._transport is None:
-            self._transport = _default_transport(self._max_connections)
-
-
-def _default_transport(max_connections: int) -> AsyncTransport:
-    try:
-        from aligneai.transports.aiohttp_transport import AiohttpTransport
-    except ImportError as exc:
-        from aligneai.core.errors import MissingDependencyError
-
-        raise MissingDependencyError(
-            'AsyncAligneAI needs aiohttp for its default transport: pip install "aligneai[aiohttp]"'
-        ) from exc
-    return AiohttpTransport(max_connections=max_connections)

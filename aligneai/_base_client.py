@@ -32,6 +32,18 @@ from aligneai.transports.sync_driver import Flow
 __all__ = ["DEFAULT_TIMEOUT", "BaseClient"]
 
 T = TypeVar("T")
+_Client = TypeVar("_Client", bound="BaseClient")
+
+
+class _Keep:
+    """Marks an argument of ``with_options`` that was not given."""
+
+    def __repr__(self) -> str:
+        return "<keep>"
+
+
+_KEEP: Any = _Keep()
+_KEEP_DEFAULT: Any = _KEEP
 
 logger = logging.getLogger("aligneai")
 
@@ -105,6 +117,49 @@ class BaseClient:
             changes["default_headers"] = merged
         return self._options.replace(**changes)
 
+    # -- copies, pickling --------------------------------------------------------------------
+
+    _transport: Any
+    _owns_transport: bool
+
+    def _default_transport(self) -> Any:
+        """Create the client's default transport (overridden by each client)."""
+        raise NotImplementedError
+
+    def with_options(
+        self: _Client,
+        *,
+        timeout: TimeoutLike = _KEEP_DEFAULT,
+        max_retries: int = _KEEP_DEFAULT,
+        default_headers: Mapping[str, str] | None = _KEEP_DEFAULT,
+    ) -> _Client:
+        """A client with some settings changed that shares this one's connection pool.
+
+        This client is left unchanged. Closing the copy does not close the shared pool;
+        closing the original does.
+        """
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._set_options(
+            self._derived_options(
+                timeout=timeout, max_retries=max_retries, default_headers=default_headers
+            )
+        )
+        copy._owns_transport = False
+        return copy
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self._owns_transport:
+            # Pools and sockets don't travel: the copy creates its own default transport.
+            state["_transport"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._transport is None:
+            self._transport = self._default_transport()
+
     def _flow(self, operation: Operation[Any], call_options: CallOptions) -> Flow:
         idempotency_key = f"aligneai-{uuid.uuid4()}" if operation.method == "POST" else None
         prepared: PreparedCall = prepare_call(
@@ -117,16 +172,6 @@ class BaseClient:
     def __repr__(self) -> str:
         # The API key never appears here.
         return f"{type(self).__name__}(base_url={self._options.base_url!r})"
-
-
-class _Keep:
-    """Marks an argument of ``with_options`` that was not given."""
-
-    def __repr__(self) -> str:
-        return "<keep>"
-
-
-_KEEP: Any = _Keep()
 
 
 def parse_result(operation: Operation[T], result: FlowResult) -> T:

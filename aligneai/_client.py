@@ -12,7 +12,7 @@ from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIE
 from aligneai.transports.base import SyncResponse, SyncTransport
 from aligneai.transports.sync_driver import run_sync
 
-from ._base_client import _KEEP, DEFAULT_TIMEOUT, BaseClient, parse_result
+from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
 from ._raw_response import RawResponse
 from .resources.embeddings import Embeddings
 from .resources.models import Models
@@ -67,7 +67,7 @@ class AligneAI(BaseClient):
                 "transport", "expected an object with send(request) and close() methods"
             )
         self._owns_transport = transport is None
-        self._transport: SyncTransport = transport or _default_transport()
+        self._transport: SyncTransport = transport or self._default_transport()
         self._sleep = _sleep
 
     # Built on access rather than stored: a resource refers to its client, and a stored one
@@ -112,27 +112,11 @@ class AligneAI(BaseClient):
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def with_options(
-        self,
-        *,
-        timeout: TimeoutLike = _KEEP,
-        max_retries: int = _KEEP,
-        default_headers: Mapping[str, str] | None = _KEEP,
-    ) -> AligneAI:
-        """A client with some settings changed that shares this one's connection pool.
+    def _default_transport(self) -> SyncTransport:
+        # Imported here so that a client with a custom transport never loads urllib3's pools.
+        from aligneai.transports.urllib3_transport import Urllib3Transport
 
-        This client is left unchanged. Closing the copy does not close the shared pool;
-        closing the original does.
-        """
-        copy = object.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy._set_options(
-            self._derived_options(
-                timeout=timeout, max_retries=max_retries, default_headers=default_headers
-            )
-        )
-        copy._owns_transport = False
-        return copy
+        return Urllib3Transport()
 
     def close(self) -> None:
         """Close the connection pool (if this client created it)."""
@@ -149,22 +133,3 @@ class AligneAI(BaseClient):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if self._owns_transport:
-            # Pools and sockets don't travel: the copy creates its own default transport.
-            state["_transport"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self._transport is None:
-            self._transport = _default_transport()
-
-
-def _default_transport() -> SyncTransport:
-    # Imported here so that a client with a custom transport never loads urllib3's pools.
-    from aligneai.transports.urllib3_transport import Urllib3Transport
-
-    return Urllib3Transport()

@@ -82,9 +82,10 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
     if args.local:
         from aligneai.testing import LocalServer
 
-        with LocalServer() as server, AligneAI(
-            api_key=args.api_key or "local", base_url=server.url, **options
-        ) as client:
+        with (
+            LocalServer() as server,
+            AligneAI(api_key=args.api_key or "local", base_url=server.url, **options) as client,
+        ):
             yield client
         return
     with AligneAI(api_key=args.api_key, base_url=args.base_url, **options) as client:
@@ -121,9 +122,7 @@ def _embed(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
 
 def _models(args: argparse.Namespace, stdout: TextIO) -> None:
     with _client(args) as client:
-        result = (
-            client.models.retrieve(args.model_id) if args.model_id else client.models.list()
-        )
+        result = client.models.retrieve(args.model_id) if args.model_id else client.models.list()
     stdout.write(json.dumps(result, indent=2) + "\n")
 
 

@@ -11,14 +11,13 @@ scheduled on a foreign loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import socket
 import ssl
-import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 try:
     import aiohttp
@@ -28,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.request import Request
 
-from .urllib3_transport import _proxy_bypass, keepalive_options, shared_ssl_context
+from ._net import ProxyRouter, check_max_connections, keepalive_options, shared_ssl_context
 
 __all__ = ["AiohttpResponse", "AiohttpTransport"]
 
@@ -109,9 +108,7 @@ def _apply_keepalive(response: aiohttp.ClientResponse) -> None:
             sock.setsockopt(level, option, value)
 
 
-def _close_in_own_loop(
-    loop: asyncio.AbstractEventLoop, keeper: AsyncGenerator[None, None]
-) -> None:
+def _close_in_own_loop(loop: asyncio.AbstractEventLoop, keeper: AsyncGenerator[None, None]) -> None:
     """Close a collected transport's session in the loop it belongs to, if that still runs.
 
     Runs from ``weakref.finalize``, which keeps the keeper (and so the session) alive until
@@ -126,10 +123,8 @@ def _close_in_own_loop(
         _closing.add(task)
         task.add_done_callback(_closing.discard)
 
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop may have closed in the meantime
         loop.call_soon_threadsafe(start)
-    except RuntimeError:  # the loop closed in the meantime
-        pass
 
 
 async def _keep_session(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -165,13 +160,8 @@ class AiohttpTransport:
         ca_certs: str | None = None,
         connector_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise TypeError("max_connections: expected an int")
-        if max_connections < 1:
-            raise ValueError(f"max_connections: must be at least 1, got {max_connections}")
-        self._max_connections = max_connections
-        self._proxy = proxy
-        self._env_proxies = urllib.request.getproxies_environment() if trust_env else {}
+        self._max_connections = check_max_connections(max_connections)
+        self._proxies = ProxyRouter(proxy, trust_env=trust_env)
         self._ssl_context = ssl_context or shared_ssl_context(ca_certs)
         self._connector_kwargs = dict(connector_kwargs or {})
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,21 +170,20 @@ class AiohttpTransport:
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
+        # Sessions and TLS contexts don't pickle; a copy uses the default TLS context.
         return {
             "max_connections": self._max_connections,
-            "proxy": self._proxy,
-            "env_proxies": self._env_proxies,
+            "proxies": self._proxies,
             "connector_kwargs": self._connector_kwargs,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
             max_connections=state["max_connections"],
-            proxy=state["proxy"],
             trust_env=False,
             connector_kwargs=state["connector_kwargs"],
         )
-        self._env_proxies = state["env_proxies"]
+        self._proxies = state["proxies"]
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
@@ -231,16 +220,6 @@ class AiohttpTransport:
         self._loop, self._session, self._keeper = loop, session, keeper
         return session
 
-    def _proxy_for(self, url: str) -> str | None:
-        if self._proxy is not None:
-            return self._proxy
-        if not self._env_proxies:
-            return None
-        parts = urlsplit(url)
-        if _proxy_bypass(parts.hostname or "", self._env_proxies):
-            return None
-        return self._env_proxies.get(parts.scheme) or self._env_proxies.get("all")
-
     async def send(self, request: Request) -> AiohttpResponse:
         """Send ``request``; return when the response head has arrived."""
         session = await self._get_session()
@@ -252,7 +231,7 @@ class AiohttpTransport:
                 data=request.body,
                 headers=dict(request.headers),
                 allow_redirects=False,
-                proxy=self._proxy_for(request.url),
+                proxy=self._proxies.proxy_for(request.url),
                 timeout=aiohttp.ClientTimeout(
                     total=timeout.total,
                     sock_connect=timeout.connect,

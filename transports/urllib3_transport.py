@@ -6,18 +6,14 @@ not followed so that the Authorization header never travels to another host).
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import ssl
 import threading
-import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.connection import HTTPConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -32,66 +28,24 @@ from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.request import Request
 
+from ._net import (
+    ProxyRouter,
+    check_max_connections,
+    default_ssl_context,
+    keepalive_options,
+    shared_ssl_context,
+)
+
 __all__ = [
     "Urllib3Response",
     "Urllib3Transport",
     "default_ssl_context",
-    "shared_ssl_context",
     "keepalive_options",
+    "shared_ssl_context",
 ]
 
 # Large reads keep the per-chunk overhead negligible on multi-megabyte answers.
 _CHUNK_SIZE = 256 * 1024
-
-
-def _proxy_bypass(host: str, proxies: Mapping[str, str]) -> bool:
-    """Whether ``NO_PROXY`` (as captured in ``proxies``) exempts ``host``."""
-    # The standard library's NO_PROXY matcher; typeshed does not declare it.
-    bypass: Any = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-    return bool(bypass(host, proxies))
-
-
-def keepalive_options() -> list[tuple[int, int, int]]:
-    """Socket options for TCP keepalive, so idle pooled connections notice a dead peer."""
-    options = list(HTTPConnection.default_socket_options)
-    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
-    for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    return options
-
-
-def default_ssl_context(ca_certs: str | None = None) -> ssl.SSLContext:
-    """Return a new verifying TLS context from the standard library.
-
-    It honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as they are now, so corporate CAs work the
-    way users expect; ``ca_certs`` adds a CA bundle file.
-    """
-    context = ssl.create_default_context()
-    if ca_certs is not None:
-        context.load_verify_locations(cafile=ca_certs)
-    return context
-
-
-@functools.lru_cache(maxsize=16)
-def _shared_ssl_context(
-    cert_file_env: str | None, cert_dir_env: str | None, ca_certs: str | None
-) -> ssl.SSLContext:
-    # Keyed by the environment variables' values, so a change to them is honoured by clients
-    # created afterwards. Loading the CA store costs tens of milliseconds: clients share it.
-    del cert_file_env, cert_dir_env  # part of the cache key; OpenSSL reads the environment
-    return default_ssl_context(ca_certs)
-
-
-def shared_ssl_context(ca_certs: str | None = None) -> ssl.SSLContext:
-    """The default TLS context for transports, shared while the certificate settings agree.
-
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` are read when this is called, i.e. when a transport
-    (and so a client) is created, not once at import.
-    """
-    return _shared_ssl_context(
-        os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), ca_certs
-    )
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
@@ -179,13 +133,8 @@ class Urllib3Transport:
         ca_certs: str | None = None,
         pool_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise TypeError("max_connections: expected an int")
-        if max_connections < 1:
-            raise ValueError(f"max_connections: must be at least 1, got {max_connections}")
-        self._max_connections = max_connections
-        self._proxy_url = proxy_url
-        self._env_proxies = urllib.request.getproxies_environment() if trust_env else {}
+        self._max_connections = check_max_connections(max_connections)
+        self._proxies = ProxyRouter(proxy_url, trust_env=trust_env)
         self._ssl_context = ssl_context or shared_ssl_context(ca_certs)
         self._pool_kwargs = dict(pool_kwargs or {})
         self._lock = threading.Lock()
@@ -193,33 +142,20 @@ class Urllib3Transport:
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
-        # Pools, locks and TLS contexts don't pickle; a copy starts with the default context.
+        # Pools, locks and TLS contexts don't pickle; a copy uses the default TLS context.
         return {
             "max_connections": self._max_connections,
-            "proxy_url": self._proxy_url,
-            "env_proxies": self._env_proxies,
+            "proxies": self._proxies,
             "pool_kwargs": self._pool_kwargs,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
             max_connections=state["max_connections"],
-            proxy_url=state["proxy_url"],
             trust_env=False,
             pool_kwargs=state["pool_kwargs"],
         )
-        self._env_proxies = state["env_proxies"]
-
-    def _proxy_for(self, url: str) -> str | None:
-        if self._proxy_url is not None:
-            return self._proxy_url
-        if not self._env_proxies:
-            return None
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if _proxy_bypass(host, self._env_proxies):
-            return None
-        return self._env_proxies.get(parts.scheme) or self._env_proxies.get("all")
+        self._proxies = state["proxies"]
 
     def _forget_parent_pools(self) -> None:
         # After os.fork() the child must never use (or close) the parent's sockets, and the
@@ -255,7 +191,7 @@ class Urllib3Transport:
     def send(self, request: Request) -> Urllib3Response:
         """Send ``request``; return when the response head has arrived."""
         timeout = request.timeout
-        pool = self._pool(self._proxy_for(request.url))
+        pool = self._pool(self._proxies.proxy_for(request.url))
         try:
             response = pool.urlopen(
                 request.method,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from aligneai.core.models import CreateEmbeddingResponse
-from aligneai.core.operations import CallOptions, EncodingFormat, create_embeddings
+from aligneai.core.operations import CallOptions, EncodingFormat, Operation, create_embeddings
 from aligneai.core.options import TimeoutLike
 
 if TYPE_CHECKING:
@@ -23,6 +23,36 @@ __all__ = [
 ]
 
 Inputs = Union[str, Sequence[str]]
+
+
+def _prepare(
+    inputs: Inputs,
+    model: str | None,
+    encoding_format: EncodingFormat | None,
+    dimensions: int | None,
+    stream: bool,
+    timeout: TimeoutLike,
+    max_retries: int | None,
+    extra_headers: Mapping[str, str] | None,
+    extra_query: Mapping[str, Any] | None,
+    extra_body: Mapping[str, Any] | None,
+) -> tuple[Operation[CreateEmbeddingResponse], CallOptions]:
+    """Validate the arguments of every ``create`` variant (sync, async, raw) in one place."""
+    operation = create_embeddings(
+        inputs=inputs,
+        model=model,
+        encoding_format=encoding_format,
+        dimensions=dimensions,
+        stream=stream,
+        extra_body=extra_body,
+    )
+    call_options = CallOptions.from_arguments(
+        timeout=timeout,
+        max_retries=max_retries,
+        extra_headers=extra_headers,
+        extra_query=extra_query,
+    )
+    return operation, call_options
 
 
 class Embeddings:
@@ -99,20 +129,10 @@ class Embeddings:
             A `CreateEmbeddingResponse` whose ``data`` is ordered by ``index``
             (or a `Stream` with ``stream=True``).
         """
-        operation = create_embeddings(
-            inputs=inputs,
-            model=model,
-            encoding_format=encoding_format,
-            dimensions=dimensions,
-            stream=stream,
-            extra_body=extra_body,
-        )
-        call_options = CallOptions.from_arguments(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        operation, call_options = _prepare(
+            inputs, model, encoding_format, dimensions, stream,
+            timeout, max_retries, extra_headers, extra_query, extra_body,
+        )  # fmt: skip
         if operation.stream:
             stream_result: Stream = self._client._call_stream(operation, call_options)
             return stream_result
@@ -139,19 +159,10 @@ class EmbeddingsWithRawResponse:
         extra_body: Mapping[str, Any] | None = None,
     ) -> RawResponse[CreateEmbeddingResponse]:
         """Like `Embeddings.create` (without streaming), returning the `RawResponse`."""
-        operation = create_embeddings(
-            inputs=inputs,
-            model=model,
-            encoding_format=encoding_format,
-            dimensions=dimensions,
-            extra_body=extra_body,
-        )
-        call_options = CallOptions.from_arguments(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        operation, call_options = _prepare(
+            inputs, model, encoding_format, dimensions, False,
+            timeout, max_retries, extra_headers, extra_query, extra_body,
+        )  # fmt: skip
         return self._client._call_raw(operation, call_options)
 
 
@@ -213,20 +224,10 @@ class AsyncEmbeddings:
         extra_body: Mapping[str, Any] | None = None,
     ) -> CreateEmbeddingResponse | AsyncStream:
         """Embed ``inputs``; see `Embeddings.create` for the arguments."""
-        operation = create_embeddings(
-            inputs=inputs,
-            model=model,
-            encoding_format=encoding_format,
-            dimensions=dimensions,
-            stream=stream,
-            extra_body=extra_body,
-        )
-        call_options = CallOptions.from_arguments(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        operation, call_options = _prepare(
+            inputs, model, encoding_format, dimensions, stream,
+            timeout, max_retries, extra_headers, extra_query, extra_body,
+        )  # fmt: skip
         if operation.stream:
             stream_result: AsyncStream = await self._client._call_stream(operation, call_options)
             return stream_result
@@ -253,17 +254,8 @@ class AsyncEmbeddingsWithRawResponse:
         extra_body: Mapping[str, Any] | None = None,
     ) -> RawResponse[CreateEmbeddingResponse]:
         """Like `AsyncEmbeddings.create` (without streaming), returning the `RawResponse`."""
-        operation = create_embeddings(
-            inputs=inputs,
-            model=model,
-            encoding_format=encoding_format,
-            dimensions=dimensions,
-            extra_body=extra_body,
-        )
-        call_options = CallOptions.from_arguments(
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        operation, call_options = _prepare(
+            inputs, model, encoding_format, dimensions, False,
+            timeout, max_retries, extra_headers, extra_query, extra_body,
+        )  # fmt: skip
         return await self._client._call_raw(operation, call_options)

@@ -17,7 +17,6 @@ import base64
 import inspect
 import json
 import socket
-import ssl
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
@@ -32,7 +31,6 @@ from aligneai._async_client import AsyncAligneAI
 from aligneai._streaming import AsyncStream
 from aligneai.resources.embeddings import AsyncEmbeddings, AsyncEmbeddingsWithRawResponse
 from aligneai.resources.models import AsyncModels
-from aligneai.transports import aiohttp_transport, urllib3_transport
 
 API_KEY = "sk-test-key-123"
 
@@ -336,26 +334,8 @@ class Harness:
             self.loop.close()
 
 
-@pytest.fixture(scope="session")
-def _ssl_context() -> ssl.SSLContext:
-    return urllib3_transport.default_ssl_context()
-
-
 @pytest.fixture(params=["sync", "async"])
-def api(
-    request: pytest.FixtureRequest,
-    server: Server,
-    monkeypatch: pytest.MonkeyPatch,
-    _ssl_context: ssl.SSLContext,
-) -> Iterator[Harness]:
-    # The tests speak plain HTTP to loopback: build the default verifying TLS context once for
-    # the session instead of once per client (it costs tens of milliseconds each time).
-    def cached_context(ca_certs: str | None = None) -> ssl.SSLContext:
-        assert ca_certs is None
-        return _ssl_context
-
-    monkeypatch.setattr(urllib3_transport, "default_ssl_context", cached_context)
-    monkeypatch.setattr(aiohttp_transport, "default_ssl_context", cached_context)
+def api(request: pytest.FixtureRequest, server: Server) -> Iterator[Harness]:
     harness = Harness(request.param, server)
     try:
         yield harness
