@@ -25,8 +25,10 @@ def main() -> None:
     with AligneAI() as client:
         response = client.embeddings.create(inputs=TEXTS)
     vectors = [item.embedding for item in response.data]
-    print(f"model {response.model}, {len(vectors[0])} dimensions, "
-          f"{response.usage.total_tokens} tokens")
+    print(
+        f"model {response.model}, {len(vectors[0])} dimensions, "
+        f"{response.usage.total_tokens} tokens"
+    )
     for i in range(len(TEXTS)):
         for j in range(i + 1, len(TEXTS)):
             print(f"  {cosine(vectors[i], vectors[j]):+.3f}  {TEXTS[i][:40]!r} ~ {TEXTS[j][:40]!r}")
