@@ -87,6 +87,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
     archive.close()
 
 
+def test_the_installed_package_is_the_one_under_test() -> None:
+    # The source folder ./aligneai has no core/: had it shadowed the installed package (repo root
+    # on sys.path), these imports would fail.
+    import aligneai.transports
+    from aligneai.core._version import __version__
+
+    assert aligneai.transports.__name__ == "aligneai.transports"
+    assert __version__ == VERSION
+
+
 def _metadata(wheel: zipfile.ZipFile) -> email.message.Message:
     return email.parser.Parser().parsestr(wheel.read(f"{DIST_INFO}/METADATA").decode())
 

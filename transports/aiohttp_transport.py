@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import socket
 import ssl
 import weakref
@@ -32,9 +31,6 @@ from ._net import ProxyRouter, check_max_connections, keepalive_options, shared_
 __all__ = ["AiohttpResponse", "AiohttpTransport"]
 
 _CHUNK_SIZE = 256 * 1024
-_CONNECT_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(
-    t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None
-)
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
@@ -42,7 +38,7 @@ def _translate(exc: BaseException) -> ConnectError | ReadError:
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ConnectError(detail)
-    if _CONNECT_TIMEOUT_ERRORS and isinstance(exc, _CONNECT_TIMEOUT_ERRORS):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ConnectTimeout(detail)
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ReadTimeout(detail)
@@ -84,9 +80,6 @@ class AiohttpResponse:
             response.close()
 
 
-# aiohttp >= 3.12 lets us create the sockets (to turn TCP keepalive on); older releases get the
-# options set on each new connection's socket after it connected.
-_HAS_SOCKET_FACTORY = "socket_factory" in inspect.signature(aiohttp.TCPConnector).parameters
 # Closing tasks started by finalizers: referenced until done, so they are never collected mid-way.
 _closing: set[asyncio.Task[None]] = set()
 
@@ -97,15 +90,6 @@ def _keepalive_socket(addr_info: Any) -> socket.socket:
     for level, option, value in keepalive_options():
         sock.setsockopt(level, option, value)
     return sock
-
-
-def _apply_keepalive(response: aiohttp.ClientResponse) -> None:
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is not None and not sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE):
-        for level, option, value in keepalive_options():
-            sock.setsockopt(level, option, value)
 
 
 def _close_in_own_loop(loop: asyncio.AbstractEventLoop, keeper: AsyncGenerator[None, None]) -> None:
@@ -201,8 +185,8 @@ class AiohttpTransport:
             "limit": self._max_connections,
             "ssl": self._ssl_context,
         }
-        if _HAS_SOCKET_FACTORY:
-            connector_kwargs["socket_factory"] = _keepalive_socket
+        # Our socket factory turns TCP keepalive on (aiohttp sets it on server sockets only).
+        connector_kwargs["socket_factory"] = _keepalive_socket
         connector_kwargs.update(self._connector_kwargs)
         connector = aiohttp.TCPConnector(**connector_kwargs)
         session = aiohttp.ClientSession(
@@ -240,8 +224,6 @@ class AiohttpTransport:
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _translate(exc) from exc
-        if not _HAS_SOCKET_FACTORY:
-            _apply_keepalive(response)
         return AiohttpResponse(response)
 
     async def aclose(self) -> None:
