@@ -28,7 +28,13 @@ from .models import (
     WireModel,
 )
 
-__all__ = ["decode_base64_vector", "default_converter", "make_converter", "strict_converter"]
+__all__ = [
+    "decode_base64_vector",
+    "default_converter",
+    "fast_converter",
+    "make_converter",
+    "strict_converter",
+]
 
 T = TypeVar("T")
 
@@ -109,14 +115,16 @@ def _sorted_by_index(hook: Callable[[Any, Any], list[Embedding]]) -> Callable[..
     return structure
 
 
-def make_converter(*, strict: bool = False) -> cattrs.Converter:
+def make_converter(*, strict: bool = False, detailed: bool = True) -> cattrs.Converter:
     """Build a converter for the models.
 
     With ``strict=False`` (what the client uses) unknown fields are ignored, since the server may
     add fields. ``strict=True`` rejects unknown fields; tests use it to catch drift between the
-    models and the contract.
+    models and the contract. ``detailed=False`` skips cattrs' per-field error bookkeeping: the
+    client structures with it first, and only re-runs a failing body through a detailed
+    converter to describe what is wrong.
     """
-    conv = cattrs.Converter(forbid_extra_keys=strict, detailed_validation=True)
+    conv = cattrs.Converter(forbid_extra_keys=strict, detailed_validation=detailed)
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int)
     conv.register_structure_hook(float, _structure_float)
@@ -149,8 +157,14 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
 
 @cache
 def default_converter() -> cattrs.Converter:
-    """The lenient converter the client uses (built once)."""
+    """The lenient converter the client uses (built once), with detailed error messages."""
     return make_converter(strict=False)
+
+
+@cache
+def fast_converter() -> cattrs.Converter:
+    """The lenient converter without per-field error bookkeeping: the client's fast path."""
+    return make_converter(strict=False, detailed=False)
 
 
 @cache

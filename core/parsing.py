@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import cattrs
 
 from ._json import loads
-from .converter import default_converter
+from .converter import default_converter, fast_converter
 from .errors import APIResponseValidationError
 from .request import Request
 from .response import ResponseHead
@@ -39,9 +39,13 @@ def structure(
     converter: cattrs.Converter | None = None,
 ) -> T:
     """Structure decoded JSON into ``cls``; a mismatch raises `APIResponseValidationError`."""
-    conv = converter or default_converter()
+    if converter is None:
+        try:
+            return fast_converter().structure(data, cls)
+        except Exception:
+            converter = default_converter()
     try:
-        return conv.structure(data, cls)
+        return converter.structure(data, cls)
     except Exception as exc:
         raise APIResponseValidationError(
             "the response does not match the API contract: " + _describe(exc),

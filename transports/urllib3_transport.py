@@ -6,6 +6,7 @@ not followed so that the Authorization header never travels to another host).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
@@ -14,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import urllib3
+from urllib3 import HTTPConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -24,6 +26,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+from urllib3.util import Retry, parse_url
 
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.request import Request
@@ -107,6 +110,22 @@ class Urllib3Response:
             response.release_conn()
 
 
+# A Retry that never retries (the core decides), made once instead of on every call.
+_NO_RETRIES = Retry(total=False, redirect=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_url(url: str) -> tuple[str, str, int | None, str]:
+    parts = parse_url(url)
+    return parts.scheme or "http", parts.host or "", parts.port, parts.request_uri
+
+
+@functools.lru_cache(maxsize=64)
+def _urllib3_timeout(connect: float, read: float | None, total: float | None) -> urllib3.Timeout:
+    # Shared safely: urllib3 clones a Timeout before starting its clock.
+    return urllib3.Timeout(connect=connect, read=read, total=total)
+
+
 class Urllib3Transport:
     """A `SyncTransport` on one urllib3 pool per process.
 
@@ -139,6 +158,7 @@ class Urllib3Transport:
         self._pool_kwargs = dict(pool_kwargs or {})
         self._lock = threading.Lock()
         self._pools: dict[str | None, urllib3.PoolManager] = {}
+        self._host_pools: dict[tuple[str, str, int | None], HTTPConnectionPool] = {}
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -162,6 +182,7 @@ class Urllib3Transport:
         # lock may have been held by a parent thread at fork time: start afresh.
         self._lock = threading.Lock()
         self._pools = {}
+        self._host_pools = {}
         self._pid = os.getpid()
 
     def _pool(self, proxy: str | None) -> urllib3.PoolManager:
@@ -188,24 +209,40 @@ class Urllib3Transport:
                 self._pools[proxy] = pool
             return pool
 
+    def _host_pool(self, url: str) -> tuple[HTTPConnectionPool, str]:
+        """The connection pool for ``url``'s origin, and the request target to send."""
+        scheme, host, port, target = _split_url(url)
+        key = (scheme, host, port)
+        pool = self._host_pools.get(key)
+        if pool is None or pool.pool is None:  # new origin, or a pool the manager closed
+            pool = self._pool(None).connection_from_host(host, port, scheme)
+            self._host_pools[key] = pool
+        return pool, target
+
     def send(self, request: Request) -> Urllib3Response:
         """Send ``request``; return when the response head has arrived."""
+        if self._pid != os.getpid():
+            self._forget_parent_pools()
         timeout = request.timeout
-        pool = self._pool(self._proxies.proxy_for(request.url))
+        options: dict[str, Any] = {
+            "body": request.body,
+            # build_request() made this dict for this attempt alone; urllib3 only reads it.
+            "headers": request.headers,
+            "retries": _NO_RETRIES,
+            "redirect": False,
+            "preload_content": False,
+            "decode_content": True,
+            "timeout": _urllib3_timeout(timeout.connect, timeout.read, timeout.total),
+        }
+        proxy = self._proxies.proxy_for(request.url)
         try:
-            response = pool.urlopen(
-                request.method,
-                request.url,
-                body=request.body,
-                headers=dict(request.headers),
-                retries=False,
-                redirect=False,
-                preload_content=False,
-                decode_content=True,
-                timeout=urllib3.Timeout(
-                    connect=timeout.connect, read=timeout.read, total=timeout.total
-                ),
-            )
+            if proxy is None:
+                # Straight to the origin's pool: PoolManager.urlopen would parse the URL and
+                # look the pool up again on every call, a measurable share of a small call.
+                pool, target = self._host_pool(request.url)
+                response = pool.urlopen(request.method, target, assert_same_host=False, **options)
+            else:
+                response = self._pool(proxy).urlopen(request.method, request.url, **options)
         except (HTTPError, OSError) as exc:
             raise _translate(exc) from exc
         return Urllib3Response(response, incremental=request.stream)
@@ -217,5 +254,6 @@ class Urllib3Transport:
             return
         with self._lock:
             pools, self._pools = self._pools, {}
+            self._host_pools = {}
         for pool in pools.values():
             pool.clear()
