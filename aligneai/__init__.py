@@ -34,6 +34,7 @@ from aligneai.core.errors import (
     SSEDecodeError,
     UnprocessableEntityError,
 )
+from aligneai.core.matrix import EmbeddingMatrix
 from aligneai.core.models import (
     CreateEmbeddingResponse,
     Embedding,
@@ -67,6 +68,7 @@ __all__ = [
     "BadRequestError",
     "CreateEmbeddingResponse",
     "Embedding",
+    "EmbeddingMatrix",
     "EmbeddingStreamDone",
     "InternalServerError",
     "InvalidArgumentError",

@@ -177,6 +177,8 @@ class BaseClient:
 def parse_result(operation: Operation[T], result: FlowResult) -> T:
     """Parse the body of a finished non-streaming flow into the operation's model."""
     assert result.body is not None
+    if operation.parser is not None:
+        return operation.parser(result.head, result.body, result.request)
     return parse_model(result.head, result.body, operation.response_type, result.request)
 
 

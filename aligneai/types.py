@@ -1,5 +1,6 @@
 """The typed models returned by the API (attrs classes that are also read-only JSON dicts)."""
 
+from aligneai.core.matrix import EmbeddingMatrix
 from aligneai.core.models import (
     CreateEmbeddingResponse,
     Embedding,
@@ -13,6 +14,7 @@ from aligneai.core.operations import EncodingFormat
 __all__ = [
     "CreateEmbeddingResponse",
     "Embedding",
+    "EmbeddingMatrix",
     "EmbeddingStreamDone",
     "EncodingFormat",
     "Model",

@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSON by design
     """Base of all models: a read-only dict of the model's wire form, kept in sync with its fields.
 
@@ -37,8 +40,13 @@ class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSO
     __slots__ = ()
 
     def __attrs_post_init__(self) -> None:
-        fields: Any = attrs.fields(type(self))  # type: ignore[arg-type]  # subclasses are attrs
-        dict.update(self, {a.name: getattr(self, a.name) for a in fields})
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            # attrs.fields() costs tens of microseconds; a model is built per vector.
+            fields: Any = attrs.fields(cls)  # type: ignore[arg-type]  # subclasses are attrs
+            names = _FIELD_NAMES[cls] = tuple(a.name for a in fields)
+        dict.update(self, {name: getattr(self, name) for name in names})
 
     def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError(f"{type(self).__name__} is read-only; use attrs.evolve() to change it")

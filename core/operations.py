@@ -8,14 +8,19 @@ error names the offending argument and is both an `APIError` and the matching bu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Literal, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar
 from urllib.parse import quote
 
 import attrs
 
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from .models import CreateEmbeddingResponse, Model, ModelList
+
+if TYPE_CHECKING:
+    from .matrix import EmbeddingMatrix
 from .options import Timeout, TimeoutLike, _validate_max_retries, validate_headers
+from .request import Request
+from .response import ResponseHead
 
 __all__ = [
     "DEFAULT_ENCODING_FORMAT",
@@ -23,6 +28,7 @@ __all__ = [
     "CallOptions",
     "EncodingFormat",
     "Operation",
+    "create_embedding_matrix",
     "create_embeddings",
     "list_models",
     "retrieve_model",
@@ -47,6 +53,8 @@ class Operation(Generic[T]):
     body: Optional[Mapping[str, Any]] = None  # noqa: UP045 - attrs evaluates this on 3.9
     query: Optional[Mapping[str, Any]] = None  # noqa: UP045
     stream: bool = False
+    # How a 2xx body becomes the result; None: structure JSON into `response_type`.
+    parser: Optional[Callable[[ResponseHead, bytes, Optional[Request]], T]] = None  # noqa: UP045
 
 
 def _optional_mapping(value: object, argument: str) -> dict[str, Any]:
@@ -170,6 +178,39 @@ def create_embeddings(
         response_type=CreateEmbeddingResponse,
         body=body,
         stream=stream,
+    )
+
+
+def create_embedding_matrix(
+    *,
+    inputs: object,
+    model: object = None,
+    dimensions: object = None,
+    extra_body: object = None,
+) -> Operation[EmbeddingMatrix]:
+    """``POST /embeddings`` decoded straight into a numpy matrix (base64 on the wire)."""
+    from ._numpy import require_numpy
+    from .matrix import EmbeddingMatrix, parse_matrix
+
+    require_numpy()  # before anything is sent
+    plain = create_embeddings(
+        inputs=inputs,
+        model=model,
+        encoding_format="base64",
+        dimensions=dimensions,
+        extra_body=extra_body,
+    )
+    body = dict(plain.body or {})
+    if body.get("encoding_format") != "base64":
+        raise InvalidArgumentValueError(
+            "extra_body", "create_matrix() needs encoding_format 'base64' on the wire"
+        )
+    return Operation(
+        method="POST",
+        path="/embeddings",
+        response_type=EmbeddingMatrix,
+        body=body,
+        parser=parse_matrix,
     )
 
 
