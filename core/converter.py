@@ -93,7 +93,7 @@ def _structure_float(value: Any, _: Any) -> float:
 
 
 def _structure_list_of(converter: cattrs.Converter, item: type[T]) -> Callable[[Any, Any], list[T]]:
-    # get_structure_hook() is cattrs >= 23.2; the dispatcher below is what it wraps.
+    # get_structure_hook() is cattrs >= 24.1; the dispatcher below is what it wraps.
     legacy: Any = converter
     get_hook = getattr(converter, "get_structure_hook", None)
     item_hook = get_hook(item) if get_hook else legacy._structure_func.dispatch(item)

@@ -158,8 +158,13 @@ def test_tasks_share_one_async_client_under_faults(
     faulted = sum(1 for r in received if r.fault is not None)
     assert faulted > 0.05 * ASYNC_TASKS, "the fault rate did not apply"
     # Every faulted attempt is retried after a sleep, except the last attempt of a failed call.
-    assert len(received) == ASYNC_TASKS + len(sleeps)
-    assert len(sleeps) == faulted - failures
+    # A retry can also follow a failure the server never recorded: on a loaded machine a pooled
+    # connection the server just closed may be picked for the next request, which fails before
+    # the server reads it (a ReadError, retried like any other). Those retries show up as sleeps
+    # without a recorded request; they must stay rare.
+    assert len(sleeps) >= faulted - failures
+    unrecorded = ASYNC_TASKS + len(sleeps) - len(received)
+    assert 0 <= unrecorded <= 0.02 * ASYNC_TASKS, (unrecorded, len(sleeps), faulted)
     server.reset()
 
 
