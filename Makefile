@@ -1,3 +1,4 @@
+# make bench  .venv-bench, then benchmarks/run.py $(BENCH_ARGS) (see benchmarks/README.md).
 # make demo   .venv-demo with the package installed, then examples/demo.py (the README's usage
 #             example against the bundled local server).
 # make test   every tox env (py39..py313 on the built wheel, lowest, lint, type, arch); envs whose
@@ -68,6 +69,19 @@ type: $(TOX)
 arch: $(TOX)
 	$(TOX) run -e arch
 
+# Benchmarks against the floor (raw urllib3/aiohttp) and the peer (openai), in their own venv.
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?=
+bench:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r benchmarks/requirements.txt
+	rm -rf build/lib build/bdist.*
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--force-reinstall --no-deps .
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check '.[aiohttp,numpy,orjson]'
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(BENCH_ARGS)
+
 # The README's main job: the usage example against the bundled local server (no key, no network).
 DEMO_VENV ?= .venv-demo
 demo:
@@ -83,4 +97,4 @@ clean:
 	find . -name __pycache__ -type d -not -path './.venv*' -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf build $(VENV) $(TOX_VENV) $(DEMO_VENV)
+	rm -rf build $(VENV) $(TOX_VENV) $(DEMO_VENV) $(BENCH_VENV)
