@@ -659,6 +659,8 @@ def _display_unit(row: Row) -> tuple[str, float]:
         return "s", 1.0
     if row.unit == "B":
         return "MiB", 1.0 / MiB
+    if row.unit == "instr":
+        return "k instr", 1e-3
     return row.unit, 1.0
 
 
@@ -1134,6 +1136,66 @@ class Runner:
 
     # -- the whole run --------------------------------------------------------------------------
 
+    def icount_rows(self) -> list[Row]:
+        """Instructions per small call under callgrind: a noise-free view of the CPU rows.
+
+        Timings on a shared 2-core machine move by tens of percent with the other processes;
+        user-space instruction counts do not (they repeat within 1 %). Each client runs one
+        worker with 100 calls and one with 600 under ``valgrind --tool=callgrind``; the
+        difference / 500 is the count per call (start-up and warm-up cancel out).
+        """
+        self.progress("instruction counts (callgrind)")
+        row = Row(
+            "sync",
+            "small 1x8 base64 (default), user-space instructions per call (callgrind)",
+            "instr",
+            targets=[Target("floor", "<=", 1.3), Target("peer", "<=", 0.4)],
+        )
+        valgrind = shutil.which("valgrind")
+        if valgrind is None:
+            row.skipped = "valgrind is not installed"
+            return [row]
+        got: dict[str, dict[str, Any] | None] = {}
+        for client in self.clients():
+            counts = []
+            for calls in (100, 600):
+                spec = {
+                    "kind": "sync",
+                    "client": client,
+                    "size": "small",
+                    "fmt": "base64",
+                    "rounds": 1,
+                    "calls": calls,
+                    "warmup": 20,
+                    "port": self.port,
+                    "cpu": self.client_cpu,
+                }
+                command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+                command += [sys.executable, str(HERE / "run.py"), "--worker", json.dumps(spec)]
+                try:
+                    proc = subprocess.run(
+                        command,
+                        cwd=self.tmp,
+                        env=self.env,
+                        stdin=subprocess.DEVNULL,
+                        capture_output=True,
+                        text=True,
+                        timeout=self.budget.worker_timeout * 2,
+                    )
+                except subprocess.TimeoutExpired:
+                    break
+                found = [line for line in proc.stderr.splitlines() if "Collected :" in line]
+                if proc.returncode != 0 or not found:
+                    break
+                counts.append(int(found[-1].split()[-1]))
+            if len(counts) == 2:
+                got[client] = {"icount": [(counts[1] - counts[0]) / 500]}
+            else:
+                got[client] = None
+                self.failures.append(f"icount {client}: callgrind failed")
+        _fill(row, got, "icount")
+        return [row]
+
     def run(self) -> list[Row]:
         groups = {
             "sync": self.sync_rows,
@@ -1141,8 +1203,10 @@ class Runner:
             "decode": self.decode_rows,
             "import": self.import_rows,
             "memory": self.rss_rows,
+            "icount": self.icount_rows,
         }
-        selected = self.args.only.split(",") if self.args.only else list(groups)
+        default = [name for name in groups if name != "icount" or self.args.icount]
+        selected = self.args.only.split(",") if self.args.only else default
         unknown = set(selected) - set(groups)
         if unknown:
             raise SystemExit(
@@ -1322,9 +1386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-peers", action="store_true", help="skip openai (need not be installed)"
     )
-    parser.add_argument(
-        "--only", default="", help="comma-separated groups: sync,async,decode,import,memory"
-    )
+    parser.add_argument("--only", default="", help="groups: sync,async,decode,import,memory,icount")
     parser.add_argument(
         "--out", type=Path, default=HERE / "results", help="where latest.md/.json go"
     )
@@ -1333,6 +1395,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--fail-on-miss", action="store_true", help="exit 1 when a target is missed"
+    )
+    parser.add_argument(
+        "--icount",
+        action="store_true",
+        help="also count instructions per small call under valgrind (about +6 min; noise-free)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
