@@ -19,6 +19,7 @@ The flow returns a `FlowResult`. For a streaming call with a 2xx answer it retur
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Generator, Mapping
 from typing import Any, Callable, Optional, Union
@@ -32,10 +33,10 @@ from .options import ClientOptions, Timeout
 from .request import (
     Request,
     build_request,
+    canonicalize_headers,
     encode_json_body,
     join_url,
     merge_headers,
-    pop_header,
     redact_headers,
 )
 from .response import ResponseHead, decode_error_body, make_status_error
@@ -113,9 +114,11 @@ def prepare_call(
     used on POST only, and must be fresh for each call (the facade makes a UUID).
     """
     call_headers = dict(headers)
-    merge_headers(call_headers, call_options.extra_headers)
+    if call_options.extra_headers:
+        merge_headers(call_headers, call_options.extra_headers)
+        canonicalize_headers(call_headers)
     # A caller's own Idempotency-Key (any spelling) replaces the generated one, on every retry.
-    callers_key = pop_header(call_headers, "Idempotency-Key")
+    callers_key = call_headers.pop("Idempotency-Key", None)
     if callers_key is not None:
         idempotency_key = callers_key
     query = dict(operation.query or {})
@@ -144,6 +147,11 @@ class FlowResult:
     request: Request
     retries_taken: int
     elapsed: float
+
+
+@functools.lru_cache(maxsize=16)
+def _default_policy(max_retries: int) -> RetryPolicy:
+    return RetryPolicy(max_retries=max_retries)
 
 
 def _content_length(head: ResponseHead) -> int | None:
@@ -178,7 +186,11 @@ def request_flow(
     ``clock`` is monotonic seconds (for deadlines and elapsed times), ``wall_clock`` Unix
     seconds (for HTTP-date ``retry-after``), ``random`` returns floats in [0, 1) (jitter).
     """
-    policy = attrs.evolve(policy or RetryPolicy(), max_retries=call.max_retries)
+    policy = (
+        _default_policy(call.max_retries)
+        if policy is None
+        else attrs.evolve(policy, max_retries=call.max_retries)
+    )
     start = clock()
     deadline = None if call.timeout.total is None else start + call.timeout.total
     retries_taken = 0

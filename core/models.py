@@ -8,8 +8,10 @@ the product's README promises, with no conversion step. The dict shares the attr
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import TYPE_CHECKING, Any, NoReturn
+import operator
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import attrs
 
@@ -27,7 +29,16 @@ __all__ = [
 ]
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+@functools.cache
+def _wire_fields(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    # attrs.fields() costs tens of microseconds, and a model is built per vector: look the
+    # names up once per class, and read all values with one C-level attrgetter.
+    fields: Any = attrs.fields(cls)
+    names = tuple(a.name for a in fields)
+    getter = operator.attrgetter(*names)
+    if len(names) == 1:
+        return names, lambda obj: (getter(obj),)
+    return names, getter
 
 
 class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSON by design
@@ -40,13 +51,8 @@ class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSO
     __slots__ = ()
 
     def __attrs_post_init__(self) -> None:
-        cls = type(self)
-        names = _FIELD_NAMES.get(cls)
-        if names is None:
-            # attrs.fields() costs tens of microseconds; a model is built per vector.
-            fields: Any = attrs.fields(cls)  # type: ignore[arg-type]  # subclasses are attrs
-            names = _FIELD_NAMES[cls] = tuple(a.name for a in fields)
-        dict.update(self, {name: getattr(self, name) for name in names})
+        names, values = _wire_fields(type(self))
+        dict.update(self, zip(names, values(self)))
 
     def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError(f"{type(self).__name__} is read-only; use attrs.evolve() to change it")

@@ -17,6 +17,7 @@ __all__ = [
     "Request",
     "base_headers",
     "build_request",
+    "canonicalize_headers",
     "join_url",
     "merge_headers",
     "pop_header",
@@ -48,6 +49,20 @@ def pop_header(headers: dict[str, str], name: str) -> str | None:
     for key in [k for k in headers if k.lower() == lowered]:
         value = headers.pop(key)
     return value
+
+
+# Headers the client sets per attempt: kept in one spelling so that they can be assigned
+# directly on the hot path instead of searched for case-insensitively.
+_CANONICAL = {
+    name.lower(): name
+    for name in ("Accept", "Content-Type", "Idempotency-Key", "X-AligneAI-Retry-Count")
+}
+
+
+def canonicalize_headers(headers: dict[str, str]) -> None:
+    """Respell the client's per-attempt headers canonically (e.g. ``accept`` -> ``Accept``)."""
+    for key in [k for k in headers if k.lower() in _CANONICAL and k not in _CANONICAL.values()]:
+        headers[_CANONICAL[key.lower()]] = headers.pop(key)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -126,6 +141,7 @@ def base_headers(options: ClientOptions, platform: PlatformInfo) -> dict[str, st
     headers["Authorization"] = f"Bearer {options.api_key}"
     # The caller's explicit headers win, including Authorization (e.g. for a gateway).
     merge_headers(headers, options.default_headers)
+    canonicalize_headers(headers)
     return headers
 
 
@@ -166,14 +182,15 @@ def build_request(
     ``X-AligneAI-Retry-Count`` and, when given, the ``Idempotency-Key`` that stays the same
     on every retry of one call.
     """
+    # `headers` went through canonicalize_headers(), so plain assignment cannot duplicate.
     attempt_headers = dict(headers)
-    set_header(attempt_headers, "X-AligneAI-Retry-Count", str(retry_count))
+    attempt_headers["X-AligneAI-Retry-Count"] = str(retry_count)
     if idempotency_key is not None:
-        set_header(attempt_headers, "Idempotency-Key", idempotency_key)
+        attempt_headers["Idempotency-Key"] = idempotency_key
     if stream:
-        set_header(attempt_headers, "Accept", "text/event-stream")
+        attempt_headers["Accept"] = "text/event-stream"
     if body is None:
-        pop_header(attempt_headers, "Content-Type")
+        attempt_headers.pop("Content-Type", None)
     return Request(
         method=method,
         url=url,

@@ -161,8 +161,11 @@ def test_base_headers_are_unique_and_defaults_win(default: dict[str, str]) -> No
     lowered = [name.lower() for name in headers]
     assert len(lowered) == len(set(lowered)), headers
     winners = last_by_lower_name(list(default.items()))
+    # Names compare case-insensitively (HTTP); the client respells the headers it sets per
+    # attempt (Accept, Content-Type, ...) canonically, whatever spelling the caller used.
+    by_lower = {name.lower(): value for name, value in headers.items()}
     for name, value in winners.values():
-        assert headers[name] == value
+        assert by_lower[name.lower()] == value
     for name, value in plain.items():
         if name.lower() not in winners:
             assert headers[name] == value
