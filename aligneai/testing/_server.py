@@ -445,6 +445,9 @@ class _HTTPServer(ThreadingHTTPServer):
     """A threading HTTP server that tracks its connections so that `close_all` can end them."""
 
     daemon_threads = True
+    # socketserver's default backlog is 5: a client opening a hundred connections at once
+    # (aiohttp's default pool) would see connects dropped and reset under load.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], state: _State) -> None:
         self.state = state

@@ -161,10 +161,10 @@ def test_tasks_share_one_async_client_under_faults(
     # A retry can also follow a failure the server never recorded: on a loaded machine a pooled
     # connection the server just closed may be picked for the next request, which fails before
     # the server reads it (a ReadError, retried like any other). Those retries show up as sleeps
-    # without a recorded request; they must stay rare.
+    # without a recorded request; they must stay rare (a few percent of the calls at most).
     assert len(sleeps) >= faulted - failures
     unrecorded = ASYNC_TASKS + len(sleeps) - len(received)
-    assert 0 <= unrecorded <= 0.02 * ASYNC_TASKS, (unrecorded, len(sleeps), faulted)
+    assert 0 <= unrecorded <= 0.05 * ASYNC_TASKS, (unrecorded, len(sleeps), faulted)
     server.reset()
 
 
