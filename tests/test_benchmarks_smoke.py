@@ -7,6 +7,7 @@ check that the code measuring them works, so that it cannot rot between benchmar
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -38,5 +39,6 @@ def test_quick_benchmark_run_measures_every_row(tmp_path: Path) -> None:
     for row in report["rows"]:
         assert not row["error"], row
         if not row["skipped"]:
-            assert row["ours"]["median"] >= 0, row
+            # a figure was measured (memory growth may be slightly negative: pages returned)
+            assert math.isfinite(row["ours"]["median"]), row
     assert "| Measurement |" in (out / "latest.md").read_text()
