@@ -3,8 +3,7 @@
 #             example against the bundled local server).
 # make test   every tox env (py39..py313 on the built wheel, lowest, lint, type, arch); envs whose
 #             Python is missing are skipped. Uses its own .venv-tox, made from $(PYTHON).
-# make dev    .venv: strict editable install + test, lint and type tools (re-run it after adding
-#             a module: a strict editable install only exposes the files that existed then).
+# make dev    .venv: editable install + test, lint and type tools (new modules are picked up).
 # make lint / make type / make arch   one tox env each.
 # make clean  remove build output and caches (keeps the venvs); make distclean: the venvs too.
 #
@@ -56,7 +55,7 @@ dev:
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements/test.txt -r requirements/lint.txt -r requirements/type.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		--config-settings editable_mode=strict -e '.[aiohttp,numpy]'
+		-e '.[aiohttp,numpy,orjson,parquet,tqdm]'
 	@echo "dev: $(VENV) ready. Tests: $(VENV)/bin/pytest   Types: make type, or from another dir:"
 	@echo "  cd \$$(mktemp -d) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml"
 

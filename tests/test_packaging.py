@@ -138,7 +138,7 @@ def test_metadata(wheel: zipfile.ZipFile) -> None:
     assert metadata["Name"] == "aligneai"
     assert metadata["Version"] == VERSION
     assert metadata["Requires-Python"] == ">=3.9"
-    assert set(metadata.get_all("Provides-Extra") or []) >= {"aiohttp", "numpy", "orjson"}
+    assert set(metadata.get_all("Provides-Extra") or []) >= {"aiohttp", "numpy", "orjson", "parquet", "tqdm"}
 
 
 def _lower_bounds(wheel: zipfile.ZipFile) -> dict[str, str]:
@@ -157,7 +157,7 @@ def _lowest_pins() -> dict[str, str]:
 
 def test_lowest_constraints_match_the_declared_lower_bounds(wheel: zipfile.ZipFile) -> None:
     bounds = _lower_bounds(wheel)
-    assert set(bounds) == {"attrs", "cattrs", "urllib3", "aiohttp", "numpy", "orjson"}
+    assert set(bounds) == {"attrs", "cattrs", "urllib3", "aiohttp", "numpy", "orjson", "pyarrow", "tqdm"}
     pins = _lowest_pins()
     assert {name: pins.get(name) for name in bounds} == bounds
 
