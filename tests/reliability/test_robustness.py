@@ -1,18 +1,22 @@
 """Property tests: whatever the server (or the network) does, a call ends in a typed result or
 an `aligneai.APIError`, within its attempt and time budgets.
 
-The clients are driven by `ScriptedTransport`, a fake `SyncTransport` that plays a generated
-script of answers (any status, any headers, garbage ``retry-after`` included, any body bytes cut
-into any chunks, or a `ConnectError` / `ReadError` / timeout at send or mid-body), so that
-hundreds of calls run in a second. The total-timeout property is checked at the core level,
-driving `request_flow` with a fake clock.
+Both clients are driven, each property running once per client kind (``sync``: `AligneAI` and
+its `Stream`; ``async``: `AsyncAligneAI` and its `AsyncStream`), through the same property body.
+The transport is `ScriptedTransport` (a fake `SyncTransport`) or `AsyncScriptedTransport` (its
+`AsyncTransport` twin), which play a generated script of answers (any status, any headers,
+garbage ``retry-after`` included, any body bytes cut into any chunks, or a `ConnectError` /
+`ReadError` / timeout at send or mid-body), so that hundreds of calls run in a second. The
+total-timeout property is checked at the core level, driving `request_flow` with a fake clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, Union
 
@@ -20,7 +24,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aligneai import AligneAI, APIError, CreateEmbeddingResponse, Embedding
+from aligneai import (
+    AligneAI,
+    APIError,
+    APIStatusError,
+    AsyncAligneAI,
+    CreateEmbeddingResponse,
+    Embedding,
+)
 from aligneai.core.flow import PreparedCall, ReadBody, Send, Sleep, request_flow
 from aligneai.core.options import Timeout
 from aligneai.core.response import ResponseHead
@@ -35,7 +46,9 @@ from aligneai.transports.base import (
 )
 
 BASE_URL = "https://api.example.test/v1"
-PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The example count comes from the profile (tests/conftest.py: 50 in dev, 100 in CI), per client.
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KINDS = pytest.mark.parametrize("kind", ["sync", "async"])
 
 # -- the fake transport ----------------------------------------------------------------------
 
@@ -107,6 +120,54 @@ class ScriptedTransport:
         raise step("scripted failure")
 
     def close(self) -> None:
+        pass
+
+
+class FakeAsyncResponse:
+    """An `AsyncResponse` that yields the scripted chunks."""
+
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
+        self.closed = False
+
+    @property
+    def status_code(self) -> int:
+        return self._answer.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._answer.headers
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        for chunk in self._answer.chunks:
+            await asyncio.sleep(0)  # a real transport yields to the loop between chunks
+            yield chunk
+        if self._answer.fail_after is not None:
+            raise self._answer.fail_after("the connection broke mid-body")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class AsyncScriptedTransport:
+    """An `AsyncTransport` that plays ``script`` as `ScriptedTransport` does."""
+
+    def __init__(self, script: list[Step]) -> None:
+        self.script = script
+        self.sent: list[Request] = []
+        self.responses: list[FakeAsyncResponse] = []
+
+    async def send(self, request: Request) -> FakeAsyncResponse:
+        step = self.script[min(len(self.sent), len(self.script) - 1)]
+        self.sent.append(request)
+        await asyncio.sleep(0)
+        if isinstance(step, Answer):
+            response = FakeAsyncResponse(step)
+            self.responses.append(response)
+            return response
+        raise step("scripted failure")
+
+    async def aclose(self) -> None:
         pass
 
 
@@ -200,18 +261,101 @@ def scripts(body_strategy: st.SearchStrategy[bytes]) -> st.SearchStrategy[list[S
     return st.lists(step, min_size=1, max_size=5)
 
 
-def _client(transport: ScriptedTransport, max_retries: int, max_bytes: int) -> AligneAI:
-    sleeps: list[float] = []
-    client = AligneAI(
-        api_key="sk-robustness",
-        base_url=BASE_URL,
-        max_retries=max_retries,
-        max_response_bytes=max_bytes,
-        transport=transport,
-        _sleep=sleeps.append,
-    )
-    client._recorded_sleeps = sleeps  # type: ignore[attr-defined]
-    return client
+@dataclass
+class Outcome:
+    """What one call did, whichever client made it."""
+
+    result: Any = None
+    error: APIError | None = None
+    items: list[Any] = field(default_factory=list)
+    stream_model: Any = None
+    stream_usage: Any = None
+    sleeps: list[float] = field(default_factory=list)
+    sent: int = 0
+    responses: list[Any] = field(default_factory=list)
+
+
+def _options(max_retries: int, max_bytes: int) -> dict[str, Any]:
+    return {
+        "api_key": "sk-robustness",
+        "base_url": BASE_URL,
+        "max_retries": max_retries,
+        "max_response_bytes": max_bytes,
+    }
+
+
+def call(kind: str, script: list[Step], *, max_retries: int, max_bytes: int) -> Outcome:
+    """``embeddings.create(inputs=["a", "b"])`` with the ``kind`` client over ``script``."""
+    seen = Outcome()
+    if kind == "sync":
+        transport = ScriptedTransport(script)
+        client = AligneAI(
+            transport=transport, _sleep=seen.sleeps.append, **_options(max_retries, max_bytes)
+        )
+        try:
+            seen.result = client.embeddings.create(inputs=["a", "b"])
+        except APIError as exc:
+            seen.error = exc
+        seen.sent, seen.responses = len(transport.sent), transport.responses
+        return seen
+
+    async def run() -> None:
+        async def record(seconds: float) -> None:
+            seen.sleeps.append(seconds)
+
+        transport = AsyncScriptedTransport(script)
+        client = AsyncAligneAI(
+            transport=transport, _sleep=record, **_options(max_retries, max_bytes)
+        )
+        try:
+            seen.result = await client.embeddings.create(inputs=["a", "b"])
+        except APIError as exc:
+            seen.error = exc
+        seen.sent, seen.responses = len(transport.sent), transport.responses
+
+    asyncio.run(run())
+    return seen
+
+
+def stream_call(kind: str, script: list[Step], *, max_retries: int) -> Outcome:
+    """A ``stream=True`` call read to its end (no explicit close) with the ``kind`` client."""
+    seen = Outcome()
+    if kind == "sync":
+        transport = ScriptedTransport(script)
+        client = AligneAI(
+            transport=transport, _sleep=seen.sleeps.append, **_options(max_retries, 1 << 20)
+        )
+        stream = None
+        try:
+            stream = client.embeddings.create(inputs=["a", "b"], stream=True)
+            for item in stream:
+                seen.items.append(item)
+        except APIError as exc:
+            seen.error = exc
+        if stream is not None:
+            seen.stream_model, seen.stream_usage = stream.model, stream.usage
+        seen.sent, seen.responses = len(transport.sent), transport.responses
+        return seen
+
+    async def run() -> None:
+        async def record(seconds: float) -> None:
+            seen.sleeps.append(seconds)
+
+        transport = AsyncScriptedTransport(script)
+        client = AsyncAligneAI(transport=transport, _sleep=record, **_options(max_retries, 1 << 20))
+        stream = None
+        try:
+            stream = await client.embeddings.create(inputs=["a", "b"], stream=True)
+            async for item in stream:
+                seen.items.append(item)
+        except APIError as exc:
+            seen.error = exc
+        if stream is not None:
+            seen.stream_model, seen.stream_usage = stream.model, stream.usage
+        seen.sent, seen.responses = len(transport.sent), transport.responses
+
+    asyncio.run(run())
+    return seen
 
 
 def _check_sleeps(sleeps: list[float], attempts: int) -> None:
@@ -230,6 +374,11 @@ def _check_embedding(item: Any) -> None:
 # -- plain calls -------------------------------------------------------------------------------
 
 
+def _last_step(script: list[Step], attempts: int) -> Step:
+    return script[min(attempts, len(script)) - 1]
+
+
+@KINDS
 @PROPERTY
 @given(
     script=scripts(bodies()),
@@ -237,25 +386,30 @@ def _check_embedding(item: Any) -> None:
     max_bytes=st.sampled_from([40, 1 << 20]),
 )
 def test_plain_call_ends_in_a_typed_result_or_an_api_error(
-    script: list[Step], max_retries: int, max_bytes: int
+    kind: str, script: list[Step], max_retries: int, max_bytes: int
 ) -> None:
-    transport = ScriptedTransport(script)
-    client = _client(transport, max_retries, max_bytes)
-    try:
-        result = client.embeddings.create(inputs=["a", "b"])
-    except APIError:
-        pass
-    else:
+    seen = call(kind, script, max_retries=max_retries, max_bytes=max_bytes)
+    attempts = seen.sent
+    assert 1 <= attempts <= max_retries + 1
+    last = _last_step(script, attempts)
+    if seen.error is None:
+        result = seen.result
         assert isinstance(result, CreateEmbeddingResponse)
+        # A result only ever comes from a whole 2xx answer whose body is a list of embeddings.
+        assert isinstance(last, Answer) and 200 <= last.status < 300, last
+        assert last.fail_after is None, last
+        body = json.loads(b"".join(last.chunks))
+        assert len(result.data) == len(body["data"])
         for item in result.data:
             _check_embedding(item)
         indexes = [item.index for item in result.data]
         assert indexes == sorted(indexes), "data is ordered by index"
         json.dumps(result)  # the wire JSON, as documented
-    attempts = len(transport.sent)
-    assert 1 <= attempts <= max_retries + 1
-    _check_sleeps(client._recorded_sleeps, attempts)  # type: ignore[attr-defined]
-    assert all(response.closed for response in transport.responses), "a connection leaked"
+    elif isinstance(seen.error, APIStatusError):
+        # A status error carries the status of the answer that ended the call.
+        assert isinstance(last, Answer) and seen.error.status_code == last.status, last
+    _check_sleeps(seen.sleeps, attempts)
+    assert all(response.closed for response in seen.responses), "a connection leaked"
 
 
 VALID_BODY = json.dumps(
@@ -284,25 +438,23 @@ GARBAGE_VALUES = [
 ]
 
 
+@KINDS
 @pytest.mark.parametrize("status", [200, 503])
 @pytest.mark.parametrize(
     "name", ["content-length", "retry-after", "retry-after-ms", "x-should-retry"]
 )
 @pytest.mark.parametrize("value", GARBAGE_VALUES, ids=ascii)
-def test_garbage_header_value(status: int, name: str, value: str) -> None:
+def test_garbage_header_value(kind: str, status: int, name: str, value: str) -> None:
     """A header the server garbled gives a result or an `APIError`, never another exception."""
     answer = Answer(status, {"content-type": "application/json", name: value}, [VALID_BODY])
-    transport = ScriptedTransport([answer])
-    client = _client(transport, 2, 1 << 20)
-    try:
-        result = client.embeddings.create(inputs=["a", "b"])
-    except APIError:
+    seen = call(kind, [answer], max_retries=2, max_bytes=1 << 20)
+    if seen.error is not None:
         assert status != 200 or name == "content-length"
     else:
         assert status == 200
-        assert [item.embedding for item in result.data] == [[0.5, 1.5], [1.0, -1.0]]
-    assert 1 <= len(transport.sent) <= 3
-    assert all(response.closed for response in transport.responses)
+        assert [item.embedding for item in seen.result.data] == [[0.5, 1.5], [1.0, -1.0]]
+    assert 1 <= seen.sent <= 3
+    assert all(response.closed for response in seen.responses)
 
 
 # -- streaming calls ---------------------------------------------------------------------------
@@ -357,29 +509,26 @@ def sse_bodies(draw: st.DrawFn) -> bytes:
     return draw(st.binary(max_size=64))
 
 
+@KINDS
 @PROPERTY
 @given(script=scripts(sse_bodies()), max_retries=st.integers(0, 3))
-def test_stream_ends_in_typed_items_or_an_api_error(script: list[Step], max_retries: int) -> None:
-    transport = ScriptedTransport(script)
-    client = _client(transport, max_retries, 1 << 20)
-    items: list[Any] = []
-    stream = None
-    try:
-        stream = client.embeddings.create(inputs=["a", "b"], stream=True)
-        for item in stream:
-            items.append(item)
-    except APIError:
-        pass
-    else:
+def test_stream_ends_in_typed_items_or_an_api_error(
+    kind: str, script: list[Step], max_retries: int
+) -> None:
+    seen = stream_call(kind, script, max_retries=max_retries)
+    if seen.error is None:
         # Never a silent short result: a stream that ended without error got its `done`.
-        assert stream.model is not None and stream.usage is not None
-    for item in items:
+        assert seen.stream_model is not None and seen.stream_usage is not None
+        last = _last_step(script, seen.sent)
+        # (a failure after the `done` event is never read: the stream ended there)
+        assert isinstance(last, Answer) and 200 <= last.status < 300, last
+    for item in seen.items:
         _check_embedding(item)
-    attempts = len(transport.sent)
+    attempts = seen.sent
     assert 1 <= attempts <= max_retries + 1
-    _check_sleeps(client._recorded_sleeps, attempts)  # type: ignore[attr-defined]
+    _check_sleeps(seen.sleeps, attempts)
     # The stream releases its connection when it ends or fails, without an explicit close.
-    assert all(response.closed for response in transport.responses), "a connection leaked"
+    assert all(response.closed for response in seen.responses), "a connection leaked"
 
 
 # -- the total timeout, at the core level ------------------------------------------------------
