@@ -28,6 +28,7 @@ from aligneai import (
     ResponseTooLargeError,
     Usage,
 )
+from aligneai.transports.urllib3_transport import Urllib3Transport
 
 # -- the request body ------------------------------------------------------------------------
 
@@ -376,6 +377,12 @@ BAD_CLIENTS = [
     (dict(base_url="ftp://x"), ValueError, "base_url"),
     (dict(base_url="not a url"), ValueError, "base_url"),
     (dict(base_url="http://user:pw@127.0.0.1/v1"), ValueError, "base_url"),
+    # urlsplit silently strips TAB/CR/LF: these must be refused, not cleaned up.
+    (dict(base_url="http://127.0.0.1/v1\r\nX-Injected: 1"), ValueError, "base_url"),
+    (dict(base_url="http://127.0.0.1/v\n1"), ValueError, "base_url"),
+    (dict(base_url="http://127.0.0.1/\tv1"), ValueError, "base_url"),
+    (dict(base_url="http://127.0.0.1/v1\x00"), ValueError, "base_url"),
+    (dict(base_url="http://127.0.0.1/v1\x7f"), ValueError, "base_url"),
     (dict(timeout=-1), ValueError, "timeout"),
     (dict(timeout=0), ValueError, "timeout"),
     (dict(max_retries=-1), ValueError, "max_retries"),
@@ -396,7 +403,8 @@ def test_bad_client_arguments_raise_at_construction(api, server, kwargs, builtin
         api.make(**kwargs)
 
     assert isinstance(info.value, builtin)
-    assert argument in str(info.value)
+    assert info.value.argument == argument
+    assert str(info.value).startswith(argument + ":")
     assert server.count == 0
 
 
@@ -664,25 +672,49 @@ def test_repr_hides_the_api_key(api):
     assert "sk-test-key-123" not in repr(api.client.raw if api.kind == "async" else api.client)
 
 
-def test_sync_client_as_a_context_manager(server, wire):
+def test_sync_client_as_a_context_manager(server, wire, monkeypatch):
     server.reply_embeddings()
+    closes = []
+    original = Urllib3Transport.close
+
+    def spy(self):
+        closes.append(self)
+        original(self)
+
+    monkeypatch.setattr(Urllib3Transport, "close", spy)
 
     with aligneai.AligneAI(api_key="k", base_url=server.base_url) as client:
         assert client.embeddings.create(inputs="a").model == "aligne-embed-1"
+        assert closes == []
+
+    # Leaving the block closed the client's own pool (test_sync_lifecycle.py's
+    # test_with_block_closes_the_pool sees its kept-alive connection closed).
+    assert closes == [client._transport]
 
 
 def test_async_client_as_a_context_manager_and_across_runs(server, wire):
     server.reply_embeddings()
     client = aligneai.AsyncAligneAI(api_key="k", base_url=server.base_url)
+    sessions = []
 
     async def once() -> str:
-        return (await client.embeddings.create(inputs="a")).model
+        model = (await client.embeddings.create(inputs="a")).model
+        sessions.append(client._transport.session)
+        return model
 
     async def twice() -> list[str]:
         async with client:
-            return [await once(), await once()]
+            models = [await once(), await once()]
+            assert not sessions[-1].closed
+        # Leaving the block closed the aiohttp session (inside the loop that used it).
+        assert sessions[-1].closed
+        assert client._transport.session is None
+        return models
 
     # A client created outside any loop works across consecutive asyncio.run() calls.
     assert asyncio.run(once()) == "aligne-embed-1"
     assert asyncio.run(twice()) == ["aligne-embed-1"] * 2
     assert server.count == 3
+    # The first run's session was closed when its loop ended; the second run got a new one.
+    assert sessions[0] is not sessions[1] and sessions[1] is sessions[2]
+    assert sessions[0].closed

@@ -243,18 +243,28 @@ def test_with_block_closes_the_pool(keepalive_server: KeepAliveServer) -> None:
     assert connections[0].is_closed
 
 
-def test_close_is_idempotent(server: HTTPServer) -> None:
-    serve_embeddings(server)
-    client = make_client(server)
-    client.embeddings.create(inputs=["once"])
+def test_close_is_idempotent(keepalive_server: KeepAliveServer) -> None:
+    url = keepalive_server.base_url
+    client = AligneAI(api_key=KEY, base_url=url)
+    check_embeds(client.embeddings.create(inputs=["once"]), ["once"])
+    connections = idle_connections(client, url)
+    assert len(connections) == 1 and not connections[0].is_closed
+
     client.close()
+    assert connections[0].is_closed
+    # Closing again (by hand or by a with block) raises nothing and opens nothing.
     client.close()
     with client:
         pass
     client.close()
-    never_used = AligneAI(api_key=KEY, base_url=base_url(server))
+    assert idle_connections(client, url) == []
+    assert len(keepalive_server.requests) == 1
+
+    # A client that never sent anything has nothing to close, twice over.
+    never_used = AligneAI(api_key=KEY, base_url=url)
     never_used.close()
     never_used.close()
+    assert idle_connections(never_used, url) == []
 
 
 # -- fork ------------------------------------------------------------------------------------------

@@ -231,6 +231,34 @@ def test_accepted_urls_never_hide_control_characters(url: str, suffix: str) -> N
     assert "?" not in result and "#" not in result
 
 
+CONTROL_CHARACTERS = ["\r", "\n", "\t", "\x00", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f"]
+
+
+@pytest.mark.parametrize("char", CONTROL_CHARACTERS, ids=ascii)
+@pytest.mark.parametrize(
+    "template",
+    [
+        "https://api.aligne.ai/v1{c}",
+        "https://api.aligne.ai/{c}v1",
+        "https://api.{c}aligne.ai/v1",
+        "https://api.aligne.ai/v1{c}X-Injected: 1",
+        "{c}https://api.aligne.ai/v1",
+    ],
+)
+def test_control_characters_are_rejected_not_stripped(template: str, char: str) -> None:
+    # urlsplit silently drops tab/CR/LF: a validator that parsed first and returned the parsed
+    # URL would "accept" these. The raw text must be refused, naming the argument.
+    url = template.format(c=char)
+    with pytest.raises(InvalidArgumentValueError) as info:
+        validate_base_url(url)
+    assert info.value.argument == "base_url"
+    if not template.startswith("{c}"):  # a leading one already fails as "not an http(s) URL"
+        assert "control characters" in str(info.value)
+    with pytest.raises(InvalidArgumentValueError) as info:
+        ClientOptions(api_key=KEY, base_url=url)
+    assert info.value.argument == "base_url"
+
+
 @pytest.mark.parametrize("value", [None, 443, b"https://api.aligne.ai", ["https://x"]])
 def test_non_str_url_is_a_type_error(value: object) -> None:
     with pytest.raises(InvalidArgumentTypeError) as info:
