@@ -1,13 +1,22 @@
-"""The benchmark suite runs: a quick pass over its decode and memory groups (no timing asserted).
+"""The benchmark suite runs: one quick pass over all six of its groups (no timing asserted).
 
 Speed targets live in benchmarks/ as ratios measured in one run (`make bench`); here we only
 check that the code measuring them works, so that it cannot rot between benchmark runs.
+
+The ``icount`` group counts instructions under valgrind's callgrind: four runs of Python under
+callgrind take over a minute even with ``--quick``, so here a stand-in ``valgrind`` (first on
+``PATH``) answers each run with a made-up instruction count that depends on the client and the
+number of calls. That checks the group's plumbing and arithmetic (two runs per client, the
+difference over 500 calls, the ratio to the floor) against numbers written down here; the
+worker it would run under callgrind is the same one the ``sync`` group measures for real.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +24,39 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+# The groups `--only` takes (benchmarks/run.py, Runner.run) and the row groups each produces.
+GROUPS = ("sync", "async", "decode", "import", "memory", "icount")
+ROW_GROUPS = {"sync", "async", "decode", "import", "memory", "stream"}
+# The stand-in's instruction counts: a fixed start-up cost plus a cost per call, per client.
+PER_CALL = {"aligneai": 1200, "floor": 1000}
+START_UP = 7_000_000
+
+FAKE_VALGRIND = f"""#!{sys.executable}
+import json, sys
+args = sys.argv[1:]
+assert args[0] == "--tool=callgrind", args
+spec = json.loads(args[args.index("--worker") + 1])
+per_call = {PER_CALL!r}[spec["client"]]
+count = {START_UP} + per_call * (spec["calls"] + spec["warmup"])
+print(f"==1== Collected : {{count}}", file=sys.stderr)
+"""
 
 
 @pytest.mark.slow
-def test_quick_benchmark_run_measures_every_row(tmp_path: Path) -> None:
+def test_quick_benchmark_run_measures_every_group(tmp_path: Path) -> None:
     pytest.importorskip("numpy")  # tox and CI install it; the numpy rows need it
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    valgrind = bin_dir / "valgrind"
+    valgrind.write_text(FAKE_VALGRIND)
+    valgrind.chmod(valgrind.stat().st_mode | stat.S_IXUSR)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     out = tmp_path / "out"
-    args = ["--quick", "--no-peers", "--only", "decode,memory", "--out", str(out)]
+    args = ["--quick", "--no-peers", "--icount", "--only", ",".join(GROUPS), "--out", str(out)]
     result = subprocess.run(
         [sys.executable, str(RUN), *args],
         cwd=tmp_path,  # never the repo root: its ./aligneai would shadow the installed package
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -32,13 +64,24 @@ def test_quick_benchmark_run_measures_every_row(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads((out / "latest.json").read_text())
+    assert report["mode"] == "quick"
     assert report["failures"] == []
-    rows = {row["name"]: row for row in report["rows"]}
-    assert any("base64 -> numpy" in name for name in rows)
-    assert any("stream of" in name for name in rows)
-    for row in report["rows"]:
+    rows = report["rows"]
+    assert {row["group"] for row in rows} == ROW_GROUPS
+    names = [row["name"] for row in rows]
+    assert any("base64 -> numpy" in name for name in names)
+    assert any("stream of" in name for name in names)
+    assert any(name.startswith("throughput c=64") for name in names)
+    assert any(name.startswith("import aligneai") for name in names)
+    for row in rows:
         assert not row["error"], row
-        if not row["skipped"]:
-            # a figure was measured (memory growth may be slightly negative: pages returned)
-            assert math.isfinite(row["ours"]["median"]), row
+        assert not row["skipped"], row
+        # a figure was measured (memory growth may be slightly negative: pages returned)
+        assert math.isfinite(row["ours"]["median"]), row
+
+    icount = [row for row in rows if row["unit"] == "instr"]
+    assert len(icount) == 1, names
+    assert icount[0]["ours"]["median"] == PER_CALL["aligneai"]
+    assert icount[0]["floor"]["median"] == PER_CALL["floor"]
+    assert icount[0]["ratio_floor"] == pytest.approx(PER_CALL["aligneai"] / PER_CALL["floor"])
     assert "| Measurement |" in (out / "latest.md").read_text()
