@@ -10,16 +10,19 @@ The pytest fixtures ``aligneai_server`` and ``aligneai_server_url`` are register
 automatically; hypothesis strategies live in ``aligneai.testing.strategies``.
 """
 
+from aligneai.testing._contract import count_tokens
 from aligneai.testing._embedder import cosine_similarity, embed
 from aligneai.testing._faults import Fault, FaultKind
-from aligneai.testing._server import LocalServer, RecordedRequest, serve
+from aligneai.testing._server import LocalServer, RecordedRequest, ServerStats, serve
 
 __all__ = [
     "Fault",
     "FaultKind",
     "LocalServer",
     "RecordedRequest",
+    "ServerStats",
     "cosine_similarity",
+    "count_tokens",
     "embed",
     "serve",
 ]

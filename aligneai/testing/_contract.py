@@ -14,7 +14,10 @@ status (`ERROR_TYPES`). Checks run in this order, and the first failure answers:
    the field. JSON ``null`` is a wrong type, not "absent": omit optional fields instead;
 4. unknown model → 404 ``model_not_found`` (``param: "model"``);
 5. well-formed but unprocessable (422): ``empty_inputs`` (an empty list), ``too_many_inputs``
-   (more than 2048), ``empty_input`` (an empty string), ``dimensions_too_large``.
+   (more than 2048), ``empty_input`` (an empty string), ``dimensions_too_large``;
+6. the per-request token cap (when set): more tokens than ``max_request_tokens`` → 400
+   ``request_too_large`` (``param: "inputs"``), tokens counted by `count_tokens`;
+7. the rate limiter (when set, through ``admit``): 429 ``rate_limit_exceeded``.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from __future__ import annotations
 import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Union
+from typing import Any, Optional, Union
 from urllib.parse import unquote
 
 from aligneai.testing import _embedder
@@ -37,6 +40,7 @@ __all__ = [
     "MAX_INPUTS",
     "MODELS",
     "TOKEN_PATTERN",
+    "Admit",
     "Answer",
     "ApiError",
     "EmbeddingRequest",
@@ -45,12 +49,14 @@ __all__ = [
     "StreamAnswer",
     "answer",
     "check_authorization",
+    "check_request_tokens",
     "count_tokens",
     "default_error_payload",
     "embeddings_answer",
     "encode_json",
     "error_payload",
     "parse_embedding_request",
+    "request_tokens",
     "status_phrase",
 ]
 
@@ -175,8 +181,19 @@ class ApiError(Exception):
 
 
 def count_tokens(text: str) -> int:
-    """Count the tokens of one input with `TOKEN_PATTERN`; every input counts at least 1."""
+    r"""Count the tokens of one text as the local server does: ``usage``, limits and caps alike.
+
+    A token is a run of word characters (regex ``\w+``, Unicode-aware) or one other
+    non-space character; every text counts at least 1. ``"Hello, world!"`` is 4 tokens
+    (``Hello``, ``,``, ``world``, ``!``), ``"don't stop"`` 4, ``"   "`` 1. A request's tokens
+    are the sum over its inputs.
+    """
     return max(1, len(TOKEN_PATTERN.findall(text)))
+
+
+def request_tokens(inputs: Sequence[str]) -> int:
+    """Return the tokens of a request's inputs: the sum of `count_tokens` over them."""
+    return sum(map(count_tokens, inputs))
 
 
 def check_authorization(authorization: str | None, api_key: str | None) -> None:
@@ -387,8 +404,8 @@ def _tail(done: JsonObject) -> JsonObject:
     return {key: value for key, value in done.items() if key != "object"}
 
 
-def embeddings_answer(request: EmbeddingRequest) -> Answer:
-    """Compute the answer to a validated embeddings request."""
+def embeddings_answer(request: EmbeddingRequest, tokens: int | None = None) -> Answer:
+    """Compute the answer to a validated embeddings request (``tokens``: already counted)."""
     dims = request.output_dimensions
     items: list[JsonObject] = []
     for index, text in enumerate(request.inputs):
@@ -397,7 +414,8 @@ def embeddings_answer(request: EmbeddingRequest) -> Answer:
             _embedder.to_base64(vector) if request.encoding_format == "base64" else list(vector)
         )
         items.append({"object": "embedding", "index": index, "embedding": encoded})
-    tokens = sum(count_tokens(text) for text in request.inputs)
+    if tokens is None:
+        tokens = request_tokens(request.inputs)
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     if request.stream:
         done = {"object": "list", "model": request.model.id, "usage": usage}
@@ -441,15 +459,51 @@ def _route(method: str, path: str) -> tuple[str, str | None]:
     return allowed, model_id
 
 
+Admit = Callable[[Optional[EmbeddingRequest], int], None]
+"""Called with each authorised request (None for the models endpoints) and its tokens, before
+it is answered; it raises a 429 `ApiError` to refuse it (the local server's rate limiter)."""
+
+
+def check_request_tokens(tokens: int, max_request_tokens: int | None) -> None:
+    """Raise 400 ``request_too_large`` when ``tokens`` exceed the per-request cap (if any)."""
+    if max_request_tokens is not None and tokens > max_request_tokens:
+        raise ApiError(
+            400,
+            f"The request holds {tokens} tokens; at most {max_request_tokens} are allowed "
+            "in one request. Send fewer or shorter inputs.",
+            code="request_too_large",
+            param="inputs",
+        )
+
+
 def answer(
-    method: str, path: str, headers: Mapping[str, str], body: bytes, *, api_key: str | None
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    api_key: str | None,
+    max_request_tokens: int | None = None,
+    admit: Admit | None = None,
 ) -> Answer:
-    """Answer one request as the API would (``headers`` with lower-case names)."""
+    """Answer one request as the API would (``headers`` with lower-case names).
+
+    After routing, authorisation and validation, an embeddings request holding more than
+    ``max_request_tokens`` tokens is refused (400 ``request_too_large``) before ``admit`` sees
+    it; then ``admit`` may refuse any request (429).
+    """
     try:
         allowed, model_id = _route(method, path)
         check_authorization(headers.get("authorization"), api_key)
         if allowed == "POST":
-            return embeddings_answer(parse_embedding_request(body))
+            request = parse_embedding_request(body)
+            tokens = request_tokens(request.inputs)
+            check_request_tokens(tokens, max_request_tokens)
+            if admit is not None:
+                admit(request, tokens)
+            return embeddings_answer(request, tokens)
+        if admit is not None:
+            admit(None, 0)
         return _models_answer(model_id)
     except ApiError as error:
         return JsonAnswer(error.status, error.payload, error.headers)

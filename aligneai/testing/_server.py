@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import math
 import random
 import signal
 import socket
@@ -26,13 +27,14 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from aligneai.core._version import __version__
+from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.testing import _contract
 from aligneai.testing._faults import (
     Fault,
@@ -40,8 +42,9 @@ from aligneai.testing._faults import (
     FaultSchedule,
     contract_violation_payload,
 )
+from aligneai.testing._ratelimit import RateLimiter, format_reset, retry_after_headers
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "LocalServer", "RecordedRequest", "serve"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "LocalServer", "RecordedRequest", "ServerStats", "serve"]
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _STOP_JOIN_SECONDS = 5.0
@@ -75,6 +78,40 @@ class RecordedRequest:
     fault: Fault | None = None
 
 
+@dataclass(frozen=True)
+class ServerStats:
+    """What a `LocalServer` has done since it was built or last `reset` (for benchmarks).
+
+    Attributes:
+        requests: every request received (answered, refused or faulted).
+        accepted: embeddings requests admitted (past validation, the token cap and the limiter).
+        rate_limited: requests refused with 429 by the rate limiter (injected faults excluded).
+        tokens: tokens of the accepted embeddings requests (`count_tokens`; what ``usage`` says).
+        inputs: texts in the accepted embeddings requests.
+    """
+
+    requests: int = 0
+    accepted: int = 0
+    rate_limited: int = 0
+    tokens: int = 0
+    inputs: int = 0
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The behaviour settings of a `LocalServer` (validated by its constructor)."""
+
+    api_key: str | None
+    request_log_limit: int
+    max_body_bytes: int
+    verbose: bool
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_request_tokens: int | None = None
+    latency: float = 0.0
+    latency_per_input: float = 0.0
+
+
 class _RequestTooLarge(Exception):
     pass
 
@@ -84,18 +121,55 @@ class _BadFraming(Exception):
 
 
 class _State:
-    """What the handler threads share: settings, the fault schedule and the request log."""
+    """What the handler threads share: settings, faults, limiter, counters and the request log."""
 
     def __init__(
-        self, api_key: str | None, request_log_limit: int, max_body_bytes: int, verbose: bool
+        self,
+        settings: _Settings,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None] | None,
     ) -> None:
-        self.api_key = api_key
-        self.max_body_bytes = max_body_bytes
-        self.verbose = verbose
+        self.api_key = settings.api_key
+        self.max_body_bytes = settings.max_body_bytes
+        self.verbose = settings.verbose
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
         self.schedule = FaultSchedule()
         self.stopping = threading.Event()
+        self.limiter: RateLimiter | None = None
+        if settings.requests_per_minute is not None or settings.tokens_per_minute is not None:
+            self.limiter = RateLimiter(
+                settings.requests_per_minute, settings.tokens_per_minute, clock()
+            )
+        self._stats_lock = threading.Lock()
+        self._stats = ServerStats()
         self._log_lock = threading.Lock()
-        self._log: collections.deque[RecordedRequest] = collections.deque(maxlen=request_log_limit)
+        self._log: collections.deque[RecordedRequest] = collections.deque(
+            maxlen=settings.request_log_limit
+        )
+
+    def count(self, **increments: int) -> None:
+        """Add to the counters of `ServerStats` (by field name)."""
+        with self._stats_lock:
+            self._stats = ServerStats(
+                **{
+                    name: value + increments.get(name, 0)
+                    for name, value in vars(self._stats).items()
+                }
+            )
+
+    def stats(self) -> ServerStats:
+        """The counters now."""
+        with self._stats_lock:
+            return self._stats
+
+    def reset_counters(self) -> None:
+        """Zero the counters and refill the rate-limit buckets."""
+        with self._stats_lock:
+            self._stats = ServerStats()
+        if self.limiter is not None:
+            self.limiter.refill(self.clock())
 
     def record(self, request: RecordedRequest) -> None:
         with self._log_lock:
@@ -137,6 +211,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"aligneai-local/{__version__}"
     sys_version = ""
     server: _HTTPServer
+    # Per request: the limiter's headers once it decided (else a snapshot is sent), and the
+    # embeddings request it admitted (which gets the configured latency).
+    _limit_headers: _Headers | None = None
+    _admitted: _contract.EmbeddingRequest | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -198,6 +276,11 @@ class _Handler(BaseHTTPRequestHandler):
         if length is not None:
             defaults.append(("Content-Length", str(length)))
         defaults.append(("x-request-id", "req_" + uuid.uuid4().hex))
+        state = self.server.state
+        limits = self._limit_headers
+        if limits is None and state.limiter is not None:
+            limits = state.limiter.headers(state.clock())
+        defaults.extend(limits or ())
         for name, value in [*defaults, *extra]:
             headers[name.lower()] = (name, value)  # later ones (fault headers) win
         self.send_response(status)
@@ -285,6 +368,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle_request(self) -> None:
         state = self.server.state
+        self._limit_headers = None
+        self._admitted = None
+        state.count(requests=1)
         split = urlsplit(self.path)
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
@@ -325,9 +411,19 @@ class _Handler(BaseHTTPRequestHandler):
         if kind is FaultKind.STATUS and fault is not None:
             self._send_bytes(fault.status_code, fault.content_type, fault.body or b"", extra, None)
             return
+        state = self.server.state
         answer = _contract.answer(
-            self.command, path, headers, body, api_key=self.server.state.api_key
+            self.command,
+            path,
+            headers,
+            body,
+            api_key=state.api_key,
+            max_request_tokens=state.settings.max_request_tokens,
+            admit=self._admit,
         )
+        if self._admitted is not None and self._simulate_latency(len(self._admitted.inputs)):
+            self._drop()
+            return
         if kind in (
             FaultKind.MALFORMED_JSON,
             FaultKind.TRUNCATED_JSON,
@@ -348,6 +444,43 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_stream(answer, extra, fault)
         else:
             self._send_json(answer.status, answer.payload, answer.headers + extra, fault)
+
+    def _admit(self, request: _contract.EmbeddingRequest | None, tokens: int) -> None:
+        """Charge the rate limiter for one authorised request, or refuse it with 429."""
+        state = self.server.state
+        if state.limiter is not None:
+            decision = state.limiter.decide(tokens if request is not None else 0, state.clock())
+            self._limit_headers = decision.headers
+            if not decision.admitted:
+                state.count(rate_limited=1)
+                limits = state.limiter.limits
+                what = " and ".join(
+                    f"{name} per minute (limit {limits[name]:.0f}"
+                    + (f", this request needs {tokens})" if name == "tokens" else ")")
+                    for name in decision.limited_by
+                )
+                raise _contract.ApiError(
+                    429,
+                    f"Rate limit reached for {what}; "
+                    f"retry in {format_reset(decision.retry_after)}.",
+                    code="rate_limit_exceeded",
+                    headers=retry_after_headers(decision.retry_after),
+                )
+        if request is not None:
+            self._admitted = request
+            state.count(accepted=1, tokens=tokens, inputs=len(request.inputs))
+
+    def _simulate_latency(self, inputs: int) -> bool:
+        """Wait the configured latency for ``inputs`` texts; True when the server is stopping."""
+        settings = self.server.state.settings
+        seconds = settings.latency + settings.latency_per_input * inputs
+        if seconds <= 0.0:
+            return False
+        sleep = self.server.state.sleep
+        if sleep is not None:
+            sleep(seconds)
+            return False
+        return self._wait(seconds)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -514,6 +647,28 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _optional_positive_int(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentTypeError(
+            name, f"expected a positive int or None, got {type(value).__name__}"
+        )
+    if value < 1:
+        raise InvalidArgumentValueError(name, f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgumentTypeError(
+            name, f"expected seconds (float), got {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgumentValueError(name, f"must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 class LocalServer:
     """A local, in-process AligneAI API v1 server with fault injection, for tests and demos.
 
@@ -524,8 +679,24 @@ class LocalServer:
         request_log_limit: how many of the latest requests `requests` keeps.
         max_body_bytes: larger request bodies get 413.
         verbose: write an access log line per request to stderr.
+        requests_per_minute: the request budget (None: unlimited). Each authorised request
+            takes one request from a token bucket holding 1/6 of the budget (10 seconds'
+            worth, at least 1) and refilled continuously; an empty bucket answers 429 with
+            ``retry-after`` / ``retry-after-ms``.
+        tokens_per_minute: the token budget of the embeddings requests (None: unlimited), a
+            bucket like the request one; tokens are counted by `count_tokens`. A request larger
+            than the burst is admitted once the bucket is full (leaving it in debt).
+        max_request_tokens: an embeddings request holding more tokens is refused with 400
+            ``request_too_large`` before any budget is charged (None: no cap).
+        latency: seconds each admitted embeddings request takes before its answer starts.
+        latency_per_input: seconds added per input text of such a request.
+        clock: the limiter's monotonic clock (tests pass a fake one; default `time.monotonic`).
+        sleep: how the latency is waited (tests pass a fake one; default: a wait that ends
+            early when the server stops). It runs in the request's own thread.
 
-    It is thread-safe; use it as a context manager or call `start` and `stop`.
+    With a budget set, every answer carries ``x-ratelimit-limit-*``, ``x-ratelimit-remaining-*``
+    and ``x-ratelimit-reset-*`` for that budget (``-requests``, ``-tokens``). It is thread-safe;
+    use it as a context manager or call `start` and `stop`.
     """
 
     def __init__(
@@ -537,14 +708,32 @@ class LocalServer:
         request_log_limit: int = 10_000,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         verbose: bool = False,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        max_request_tokens: int | None = None,
+        latency: float = 0.0,
+        latency_per_input: float = 0.0,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if request_log_limit < 0:
-            raise ValueError("request_log_limit must not be negative")
+            raise InvalidArgumentValueError("request_log_limit", "must not be negative")
         if api_key is not None and not api_key:
-            raise ValueError("api_key must not be empty (None accepts any key)")
+            raise InvalidArgumentValueError("api_key", "must not be empty (None accepts any key)")
+        settings = _Settings(
+            api_key=api_key,
+            request_log_limit=request_log_limit,
+            max_body_bytes=max_body_bytes,
+            verbose=verbose,
+            requests_per_minute=_optional_positive_int("requests_per_minute", requests_per_minute),
+            tokens_per_minute=_optional_positive_int("tokens_per_minute", tokens_per_minute),
+            max_request_tokens=_optional_positive_int("max_request_tokens", max_request_tokens),
+            latency=_seconds("latency", latency),
+            latency_per_input=_seconds("latency_per_input", latency_per_input),
+        )
         self._host = host
         self._port = port
-        self._state = _State(api_key, request_log_limit, max_body_bytes, verbose)
+        self._state = _State(settings, clock if clock is not None else time.monotonic, sleep)
         self._lifecycle = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -634,10 +823,16 @@ class LocalServer:
         """A copy of the recorded requests, oldest first."""
         return self._state.recorded()
 
+    @property
+    def stats(self) -> ServerStats:
+        """The counters (requests, accepted, rate_limited, tokens, inputs) since the last reset."""
+        return self._state.stats()
+
     def reset(self) -> None:
-        """Clear the scripted faults, the fault rate and the request log."""
+        """Clear the faults, the fault rate, the request log and the counters; refill budgets."""
         self._state.schedule.reset()
         self._state.clear_log()
+        self._state.reset_counters()
 
 
 def serve(
@@ -647,10 +842,16 @@ def serve(
     api_key: str | None = None,
     verbose: bool = True,
     out: TextIO | None = None,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
+    max_request_tokens: int | None = None,
+    latency: float = 0.0,
+    latency_per_input: float = 0.0,
 ) -> None:
     """Run a `LocalServer` in the foreground until Ctrl-C or SIGTERM (``aligneai serve``).
 
-    Prints the base URL first (one line, flushed) so that scripts can read it.
+    Prints the base URL first (one line, flushed) so that scripts can read it. The rate-limit,
+    token-cap and latency arguments are `LocalServer`'s.
     """
     stream = out if out is not None else sys.stdout
     stop = threading.Event()
@@ -659,7 +860,18 @@ def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda _signum, _frame: stop.set())
     try:
-        with LocalServer(host=host, port=port, api_key=api_key, verbose=verbose) as server:
+        server = LocalServer(
+            host=host,
+            port=port,
+            api_key=api_key,
+            verbose=verbose,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            max_request_tokens=max_request_tokens,
+            latency=latency,
+            latency_per_input=latency_per_input,
+        )
+        with server:
             print(f"AligneAI local server listening on {server.url}", file=stream, flush=True)
             print("Press Ctrl-C to stop.", file=stream, flush=True)
             # A timed wait keeps the main thread responsive to signals on every platform.
