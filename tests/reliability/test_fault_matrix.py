@@ -289,3 +289,11 @@ def test_readme_matches_matrix() -> None:
     )
     table = text.split(START_MARKER, 1)[1].split(END_MARKER, 1)[0]
     assert table.strip() == fm.render_markdown_table().strip()
+
+
+def test_readme_table_file_matches_matrix() -> None:
+    """README_table.md (the section to paste into README.md) is the rendered matrix too."""
+    text = (Path(__file__).with_name("README_table.md")).read_text(encoding="utf-8")
+    assert START_MARKER in text and END_MARKER in text
+    table = text.split(START_MARKER, 1)[1].split(END_MARKER, 1)[0]
+    assert table.strip() == fm.render_markdown_table().strip()
