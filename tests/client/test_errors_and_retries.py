@@ -1,7 +1,9 @@
 """Error mapping, retries, pacing and timeouts of both clients against a loopback server.
 
-No test sleeps for real except the two timeout tests: every client gets an injected ``_sleep``
-that records the delays (``api.sleeps``).
+No test sleeps for real except the two read-timeout tests: every client gets an injected
+``_sleep`` that records the delays (``api.sleeps``). The total-timeout tests also give the
+clients a clock that moves only when they sleep (`sleep_clock`), so that their outcome never
+depends on how fast a loaded machine answers.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import json
 import threading
 import time
 from email.utils import formatdate
+from types import SimpleNamespace
 
 import pytest
 from werkzeug.wrappers import Response
 
+import aligneai._base_client
 from aligneai import (
     APIConnectionError,
     APIError,
@@ -305,9 +309,10 @@ def test_retry_after_http_date_is_honoured(api, server, wire):
     with pytest.raises(InternalServerError):
         api.client.embeddings.create(inputs="a")
 
-    # The date has a one-second resolution: the wait is what is left until it, <= 30 s.
+    # The date has a one-second resolution: the wait is what is left until it, <= 30 s (the
+    # lower bound leaves a loaded machine 10 s for the calls; a missed header gives < 1 s).
     assert len(api.sleeps) == 2
-    assert all(28.0 < delay <= 30.0 for delay in api.sleeps)
+    assert all(20.0 < delay <= 30.0 for delay in api.sleeps)
 
 
 def test_retry_after_http_date_in_the_past_means_now(api, server, wire):
@@ -465,19 +470,24 @@ def test_connection_dropped_mid_body_is_retried(api, server, wire):
     assert len(api.sleeps) == 2
 
 
+# A stalled handler waits this long at most (the test releases it as soon as it is done): far
+# past every timeout below, so that a client that missed its timeout would be seen waiting.
+STALL = 10.0
+
+
 def _stalling_handler(release: threading.Event):
     def handler(_request):
-        release.wait(2.0)
+        release.wait(STALL)
         return Response(b"{}", status=200, content_type="application/json")
 
     return handler
 
 
 def _finish_stalled(server, release: threading.Event, attempts: int) -> None:
-    # Let the stalled handlers return now, and wait until the server logged them, so that
-    # nothing from this test reaches the next one's log.
+    # Let the stalled handlers return now, and wait (bounded) until the server logged them, so
+    # that nothing from this test reaches the next one's log.
     release.set()
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 10.0
     while server.count < attempts and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.count == attempts
@@ -495,7 +505,9 @@ def test_read_timeout_raises_api_timeout_error_after_retries(api, server):
 
     assert isinstance(info.value, APIConnectionError)
     assert len(api.sleeps) == 1  # retried once: two attempts of 0.2 s each
-    assert 0.35 < elapsed < 1.5
+    # At least the two read timeouts; at most those plus slack for a loaded machine, far from
+    # the 2 x 10 s a client that ignored its read timeout would wait.
+    assert 0.35 < elapsed < 4.0
     _finish_stalled(server, release, 2)
 
 
@@ -509,39 +521,62 @@ def test_total_timeout_bounds_a_slow_attempt(api, server):
         client.embeddings.create(inputs="a")
     elapsed = time.monotonic() - started
 
-    assert elapsed < 1.0
+    assert 0.25 < elapsed < 4.0  # the 0.3 s deadline, not the 10 s read timeout or stall
     assert api.sleeps == []  # no time was left for a retry
     _finish_stalled(server, release, 1)
 
 
-def test_total_timeout_stops_backoff_retries(api, server, wire):
+@pytest.fixture
+def sleep_clock(api, monkeypatch):
+    """The clients' monotonic clock: it moves by each (recorded, never slept) retry sleep only.
+
+    The clients take ``time.monotonic`` from their module when a call starts; here it is a
+    clock that answers instantly, so the deadline arithmetic is exact: the retry waits are the
+    only time that passes. Each attempt still gets the time left as its transport timeout
+    (real seconds), at least 0.6 s in the tests below.
+    """
+    fake_time = SimpleNamespace(monotonic=lambda: 1000.0 + sum(api.sleeps), time=time.time)
+    monkeypatch.setattr(aligneai._base_client, "time", fake_time)
+    return api
+
+
+def test_total_timeout_stops_backoff_retries(sleep_clock, server, wire):
+    api = sleep_clock
     server.reply("/embeddings", _error(wire, 503))
-    # The first backoff (<= 0.5 s) fits in 0.6 s; the second (>= 0.75 s) does not.
-    client = api.make(timeout=Timeout(total=0.6), max_retries=5)
+    # Backoffs: 0.375-0.5, 0.75-1, 1.5-2, 3-4 s. After three of them at most 3.5 s have passed,
+    # so the 5 s deadline allows them; the fourth would end at 5.625 s or later: not made.
+    client = api.make(timeout=Timeout(total=5.0), max_retries=6)
 
     with pytest.raises(InternalServerError):
         client.embeddings.create(inputs="a")
 
-    assert server.count == 2
-    assert len(api.sleeps) == 1
-    assert 0.375 <= api.sleeps[0] <= 0.5
+    assert server.count == 4
+    assert len(api.sleeps) == 3
+    for (low, high), slept in zip([(0.375, 0.5), (0.75, 1.0), (1.5, 2.0)], api.sleeps):
+        assert low <= slept <= high
 
 
-def test_total_timeout_does_not_wait_past_the_deadline_for_retry_after(api, server, wire):
-    server.reply("/embeddings", _error(wire, 429, {"retry-after-ms": "1000"}))
+def test_total_timeout_does_not_wait_past_the_deadline_for_retry_after(sleep_clock, server, wire):
+    api = sleep_clock
+    server.reply("/embeddings", _error(wire, 429, {"retry-after": "50"}))
 
     with pytest.raises(RateLimitError):
-        api.client.embeddings.create(inputs="a", timeout=Timeout(total=0.5))
+        api.client.embeddings.create(inputs="a", timeout=Timeout(total=30))
 
     assert server.count == 1
-    assert api.sleeps == []
+    assert api.sleeps == []  # 50 s asked for, 30 s left: raised at once
 
 
-def test_per_call_timeout_overrides_the_client(api, server, wire):
+def test_per_call_timeout_overrides_the_client(sleep_clock, server, wire):
+    api = sleep_clock
     server.reply("/embeddings", _error(wire, 503))
-    client = api.make(timeout=Timeout(total=0.6), max_retries=2)
+    # 1.1 s allows the first backoff (<= 0.5 s) but not the second (>= 0.75 s more).
+    client = api.make(timeout=Timeout(total=1.1), max_retries=2)
+
+    with pytest.raises(InternalServerError):
+        client.embeddings.create(inputs="a")
+    assert server.count == 2
 
     with pytest.raises(InternalServerError):
         client.embeddings.create(inputs="a", timeout=30)
-
-    assert server.count == 3
+    assert server.count == 2 + 3
