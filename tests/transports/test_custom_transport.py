@@ -231,9 +231,9 @@ def embeddings_handler(request: WsgiRequest) -> WsgiResponse:
     return WsgiResponse(json.dumps(body), status=200, content_type="application/json")
 
 
-def request_to(url: str, *, read: float = 2.0) -> Request:
+def request_to(url: str, *, read: float = 10.0) -> Request:
     return Request(
-        "GET", url, {"Accept": "application/json"}, timeout=Timeout(connect=2, read=read)
+        "GET", url, {"Accept": "application/json"}, timeout=Timeout(connect=5, read=read)
     )
 
 

@@ -178,7 +178,7 @@ def prepare(base_url: str, inputs: list[str]) -> PreparedCall:
     options = resolve_options(
         api_key="sk-test-trio",
         base_url=base_url,
-        timeout=Timeout(connect=2, read=5),
+        timeout=Timeout(connect=5, read=10),
         max_retries=2,
         default_headers=None,
         max_response_bytes=1024 * 1024,
