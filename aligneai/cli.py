@@ -5,22 +5,31 @@
     aligneai models [ID]
     aligneai serve --host 127.0.0.1 --port 8000
 
-Errors print one line to stderr and exit non-zero (``--debug`` shows the traceback):
-1 for API and connection errors, 2 for bad arguments or a missing key, 130 on Ctrl-C.
+Every failure prints exactly one line to stderr, ``aligneai: error: <Kind>: <message>``, and
+exits non-zero (``--debug`` adds the traceback): 1 for API, connection and system errors (a port
+in use, an unresolvable host, an output that cannot be written), 2 for bad arguments, bad input
+text or a missing key, 130 on Ctrl-C. A closed output pipe (``| head``) ends quietly with 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import io
 import json
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, NoReturn, TextIO
 
-from aligneai.core.errors import APIError, InvalidArgumentError, MissingAPIKeyError
+from aligneai.core.errors import (
+    APIError,
+    InvalidArgumentError,
+    InvalidArgumentValueError,
+    MissingAPIKeyError,
+)
 
 __all__ = ["main"]
 
@@ -28,9 +37,40 @@ EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+_BOM = "\ufeff"
+_SECRET_OPTIONS = ("--api-key",)
+_POSITIONALS = {"model_id": "ID", "command": "COMMAND"}
+
+
+class _UsageError(Exception):
+    """argparse refused the command line (it would otherwise print usage and exit)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one line, like every other failure of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.prog, message)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535 (0: any free port), got {port}")
+    return port
+
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # allow_abbrev=False: an abbreviation that works today (--max) breaks the day a flag with
+    # the same prefix is added, silently changing what a script means.
+    common = _Parser(add_help=False, allow_abbrev=False)
     common.add_argument("--api-key", help="API key (default: $ALIGNEAI_API_KEY)")
     common.add_argument("--base-url", help="API base URL (default: $ALIGNEAI_BASE_URL)")
     common.add_argument("--timeout", type=float, help="read timeout in seconds")
@@ -42,14 +82,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
-    parser = argparse.ArgumentParser(
-        prog="aligneai", description="The AligneAI embeddings API from the command line."
+    parser = _Parser(
+        prog="aligneai",
+        description="The AligneAI embeddings API from the command line.",
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    embed = commands.add_parser("embed", parents=[common], help="embed texts")
+    embed = commands.add_parser("embed", parents=[common], help="embed texts", allow_abbrev=False)
     embed.add_argument("texts", nargs="*", metavar="TEXT", help="texts to embed")
-    embed.add_argument("--stdin", action="store_true", help="read one text per line from stdin")
+    embed.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read one text per line from stdin (UTF-8; an empty line is an error)",
+    )
     embed.add_argument("--model", help="model id (default: the server's default)")
     embed.add_argument("--dimensions", type=int, help="truncate vectors to N dimensions")
     embed.add_argument(
@@ -59,15 +105,104 @@ def _parser() -> argparse.ArgumentParser:
         help="json: the whole response; jsonl: one embedding per line; npy: a numpy matrix",
     )
 
-    models = commands.add_parser("models", parents=[common], help="list models, or show one")
+    models = commands.add_parser(
+        "models", parents=[common], help="list models, or show one", allow_abbrev=False
+    )
     models.add_argument("model_id", nargs="?", metavar="ID", help="a model id")
 
-    serve = commands.add_parser("serve", help="run the local AligneAI server")
+    serve = commands.add_parser("serve", help="run the local AligneAI server", allow_abbrev=False)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any)")
     serve.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+# -- input ----------------------------------------------------------------------------------
+
+
+def _utf8_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as UTF-8 (None if it can).
+
+    Bytes that are not UTF-8 reach us as lone surrogates: argv is decoded with
+    ``surrogateescape`` (U+DC80-U+DCFF stand for the bytes 0x80-0xFF).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        what = f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"U+{char:04X}"
+        return f"{what} at character {exc.start + 1}"
+    return None
+
+
+def _check_argv_encoding(args: argparse.Namespace) -> None:
+    """Refuse options and texts that are not valid UTF-8, naming them (never their value)."""
+    for name, value in sorted(vars(args).items()):
+        if isinstance(value, str) and (problem := _utf8_problem(value)):
+            option = _POSITIONALS.get(name) or "--" + name.replace("_", "-")
+            raise InvalidArgumentValueError(option, f"is not valid UTF-8 ({problem})")
+    for number, text in enumerate(getattr(args, "texts", None) or (), 1):
+        if problem := _utf8_problem(text):
+            raise InvalidArgumentValueError("TEXT", f"text {number} is not valid UTF-8 ({problem})")
+        if not text:
+            raise InvalidArgumentValueError(
+                "TEXT", f"text {number} is empty; the API does not embed empty texts"
+            )
+
+
+def _stdin_lines(stdin: IO[Any] | None) -> Iterator[str]:
+    """Yield the lines of ``stdin`` as texts, refusing (with the line number) what cannot be sent.
+
+    Each line is one text, verbatim but for its line ending (LF or CRLF) and a UTF-8
+    byte order mark at the very start; so output ``index`` i is line i + 1. An empty line is
+    refused, not skipped, because skipping would shift every later index.
+    """
+    if stdin is None:
+        raise InvalidArgumentValueError("--stdin", "standard input is closed")
+    # Read bytes when we can: the text layer's decoding depends on the locale and either fails
+    # with a traceback or smuggles invalid bytes through as surrogates.
+    source: Iterable[Any] = getattr(stdin, "buffer", None) or stdin
+    for number, raw in enumerate(source, 1):
+        if isinstance(raw, bytes):
+            data = raw[:-1] if raw.endswith(b"\n") else raw
+            data = data[:-1] if data.endswith(b"\r") else data
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidArgumentValueError(
+                    "--stdin",
+                    f"line {number} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at "
+                    f"byte {exc.start + 1})",
+                ) from None
+        else:
+            line = raw[:-1] if raw.endswith("\n") else raw
+            line = line[:-1] if line.endswith("\r") else line
+            if problem := _utf8_problem(line):
+                raise InvalidArgumentValueError(
+                    "--stdin", f"line {number} is not valid UTF-8 ({problem})"
+                )
+        if number == 1 and line.startswith(_BOM):
+            line = line[1:]
+        if not line:
+            raise InvalidArgumentValueError(
+                "--stdin",
+                f"line {number} is empty; the API does not embed empty texts "
+                "(drop blank lines first, e.g. grep -v '^$')",
+            )
+        yield line
+
+
+def _read_texts(args: argparse.Namespace, stdin: IO[Any] | None) -> list[str]:
+    texts = list(args.texts)
+    if args.stdin:
+        texts.extend(_stdin_lines(stdin))
+    if not texts:
+        raise InvalidArgumentValueError("TEXT", "give texts to embed, or --stdin to read them")
+    return texts
+
+
+# -- commands -------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -92,44 +227,118 @@ def _client(args: argparse.Namespace) -> Iterator[Any]:
         yield client
 
 
-def _read_texts(args: argparse.Namespace, stdin: TextIO) -> list[str]:
-    texts = list(args.texts)
-    if args.stdin:
-        texts.extend(line.rstrip("\r\n") for line in stdin if line.strip())
-    if not texts:
-        raise InvalidArgumentError("TEXT", "give texts to embed, or --stdin to read them")
-    return texts
+class _Output:
+    """Standard output that never loses part of a write.
+
+    Unbuffered (``python -u``, ``PYTHONUNBUFFERED=1``, as container images often set), stdout's
+    binary layer is the raw file: a write to a pipe whose reader went away returns a short
+    count instead of failing, and the text layer and ``ndarray.tofile`` then drop the rest
+    silently (exit 0 with a truncated output). Every write here goes through a loop that sends
+    the rest until it is written or the system says why not (EPIPE: `BrokenPipeError`).
+    """
+
+    def __init__(self, stdout: TextIO) -> None:
+        self._stdout = stdout
+        self._binary: IO[bytes] | None = getattr(stdout, "buffer", None)
+
+    def text(self, data: str) -> None:
+        """Write ``data`` (ASCII JSON here, so its bytes are the same in any encoding)."""
+        if self._binary is None:  # an in-memory stream: nothing can be short
+            self._stdout.write(data)
+            return
+        self.binary(data.encode("utf-8"))
+
+    def binary(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` to the binary layer, then flush it."""
+        if self._binary is None:
+            raise InvalidArgumentValueError("--format", "npy needs a binary standard output")
+        self._stdout.flush()
+        view = memoryview(data).cast("B")
+        while view:
+            written = self._binary.write(view)
+            if not written:  # None: a non-blocking stdout that is full; 0: no progress
+                raise OSError(errno.EAGAIN, "standard output accepts no more bytes")
+            view = view[written:]
+        self._binary.flush()
 
 
-def _embed(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
+def _write_npy(output: _Output, matrix: Any) -> None:
+    numpy = _numpy()
+    encoded = io.BytesIO()
+    numpy.save(encoded, matrix)
+    # Never ndarray.tofile on stdout: on a closed pipe it raises a bare OSError ("... requested
+    # and 0 written"), or writes part of the matrix and says nothing.
+    output.binary(encoded.getbuffer())
+
+
+def _numpy() -> Any:
+    from aligneai.core._numpy import require_numpy
+
+    return require_numpy()
+
+
+def _embed(args: argparse.Namespace, stdin: IO[Any] | None, stdout: TextIO) -> None:
+    if args.format == "npy":
+        _numpy()  # a missing numpy is reported before anything is sent
     texts = _read_texts(args, stdin)
     with _client(args) as client:
         response = client.embeddings.create(
             inputs=texts, model=args.model, dimensions=args.dimensions
         )
-    if args.format == "json":
-        stdout.write(json.dumps(response) + "\n")
-    elif args.format == "jsonl":
-        for item in response.data:
-            stdout.write(json.dumps({"index": item.index, "embedding": item.embedding}) + "\n")
-    else:
-        from aligneai.core._numpy import require_numpy
-
-        numpy = require_numpy()
-        stdout.flush()
-        numpy.save(stdout.buffer, response.to_numpy())
+    output = _Output(stdout)
+    with _writing_output():
+        if args.format == "json":
+            output.text(json.dumps(response) + "\n")
+        elif args.format == "jsonl":
+            output.text(
+                "".join(
+                    json.dumps({"index": item.index, "embedding": item.embedding}) + "\n"
+                    for item in response.data
+                )
+            )
+        else:
+            _write_npy(output, response.to_numpy())
 
 
 def _models(args: argparse.Namespace, stdout: TextIO) -> None:
     with _client(args) as client:
         result = client.models.retrieve(args.model_id) if args.model_id else client.models.list()
-    stdout.write(json.dumps(result, indent=2) + "\n")
+    with _writing_output():
+        _Output(stdout).text(json.dumps(result, indent=2) + "\n")
 
 
-def _serve(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def _writing_output() -> Iterator[None]:
+    """Name a failed write of the output (a full disk) instead of a bare errno."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OSError(f"cannot write the output: {exc.strerror or exc}") from exc
+
+
+class _ServeError(OSError):
+    """The local server could not start (the message names host and port)."""
+
+
+def _serve(args: argparse.Namespace, stdout: TextIO | None) -> None:
     from aligneai.testing import serve
 
-    serve(args.host, args.port, api_key=args.api_key)
+    if args.api_key is not None and not args.api_key:
+        raise InvalidArgumentValueError(
+            "--api-key", "must not be empty (omit it to accept any key)"
+        )
+    try:
+        serve(args.host, args.port, api_key=args.api_key, out=stdout or io.StringIO())
+    except BrokenPipeError:
+        raise  # stdout went away: the console entry point ends quietly
+    except OSError as exc:  # bind failures: in use, not permitted, unresolvable, not local
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise _ServeError(f"cannot listen on {args.host}:{args.port}: {reason}") from exc
+
+
+# -- entry points ---------------------------------------------------------------------------
 
 
 def main(
@@ -139,49 +348,130 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run the command line; return the exit code (the console script exits with it)."""
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
+    """Run the command line; return the exit code (the console script exits with it).
+
+    A `BrokenPipeError` from writing ``stdout`` propagates: the caller owns that stream (the
+    console entry point silences it and exits 1).
+    """
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+    err: TextIO = stderr or sys.stderr or io.StringIO()  # None: started with stderr closed
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    args: argparse.Namespace | None = None
     try:
-        with contextlib.redirect_stderr(stderr):
-            args = _parser().parse_args(argv)
-    except SystemExit as exit_:  # --help, or a usage error argparse already reported
-        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    try:
-        with _debug_logging(getattr(args, "debug", False), stderr):
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(stdout):
+                args = _parser().parse_args(arguments)
+        except SystemExit as exit_:  # --help
+            return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+        debug = getattr(args, "debug", False)
+        with _logging_to(err, debug):
+            _check_argv_encoding(args)
+            if getattr(args, "local", False) and args.base_url is not None:
+                raise InvalidArgumentValueError("--base-url", "cannot be combined with --local")
             if args.command == "embed":
-                _embed(args, stdin, stdout)
+                _embed(args, stdin, _require_stdout(stdout))
             elif args.command == "models":
-                _models(args, stdout)
+                _models(args, _require_stdout(stdout))
             else:
-                _serve(args)
+                _serve(args, stdout)
     except KeyboardInterrupt:
-        stderr.write("aligneai: interrupted\n")
+        _write_line(err, "aligneai: interrupted")
         return EXIT_INTERRUPTED
-    except (MissingAPIKeyError, InvalidArgumentError, ImportError) as exc:
-        _report(args, stderr, exc)
+    except BrokenPipeError:
+        raise
+    except _UsageError as exc:
+        command = exc.prog
+        message = _redact(str(exc), arguments)
+        _report(err, exc, "UsageError", f"{message} (see '{command} --help')", debug)
         return EXIT_USAGE
-    except APIError as exc:
-        _report(args, stderr, exc)
+    except InvalidArgumentError as exc:
+        _report(err, exc, type(exc).__name__, _cli_message(exc, args), debug)
+        return EXIT_USAGE
+    except MissingAPIKeyError as exc:
+        message = "no API key: pass --api-key or set ALIGNEAI_API_KEY (or try --local)"
+        _report(err, exc, type(exc).__name__, message, debug)
+        return EXIT_USAGE
+    except ImportError as exc:
+        _report(err, exc, type(exc).__name__, str(exc), debug)
+        return EXIT_USAGE
+    except (APIError, OSError) as exc:
+        kind = "OSError" if isinstance(exc, _ServeError) else type(exc).__name__
+        _report(err, exc, kind, str(exc), debug)
+        return EXIT_API_ERROR
+    except Exception as exc:  # a bug: still one line, and the way to see more
+        message = f"{exc} (unexpected; --debug shows the traceback)"
+        _report(err, exc, type(exc).__name__, message, debug)
         return EXIT_API_ERROR
     return 0
 
 
+# The library names its arguments; the user typed options (or set environment variables).
+_OPTION_OF = {
+    "timeout": "--timeout",
+    "max_retries": "--max-retries",
+    "dimensions": "--dimensions",
+    "model": "--model",
+    "inputs": "TEXT",
+}
+_ENVIRONMENT_OF = {"api_key": "ALIGNEAI_API_KEY", "base_url": "ALIGNEAI_BASE_URL"}
+
+
+def _cli_message(exc: InvalidArgumentError, args: argparse.Namespace | None) -> str:
+    """The error's message with the library's argument name replaced by the CLI's."""
+    argument = exc.argument
+    option = _OPTION_OF.get(argument)
+    if argument in _ENVIRONMENT_OF and args is not None:
+        given = getattr(args, argument, None) is not None
+        option = "--" + argument.replace("_", "-") if given else "$" + _ENVIRONMENT_OF[argument]
+    prefix = f"{argument}: "
+    if option is None or not str(exc).startswith(prefix):
+        return str(exc)
+    return f"{option}: {str(exc)[len(prefix) :]}"
+
+
+def _require_stdout(stdout: TextIO | None) -> TextIO:
+    if stdout is None:  # started with stdout closed (>&-)
+        raise OSError("cannot write the output: standard output is closed")
+    return stdout
+
+
+def _redact(message: str, arguments: Sequence[str]) -> str:
+    """Hide secret option values that argparse may echo (e.g. as unrecognized arguments)."""
+    secrets = []
+    for i, token in enumerate(arguments):
+        for option in _SECRET_OPTIONS:
+            if token == option and i + 1 < len(arguments):
+                secrets.append(arguments[i + 1])
+            elif token.startswith(option + "="):
+                secrets.append(token[len(option) + 1 :])
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
+
+
 @contextlib.contextmanager
-def _debug_logging(enabled: bool, stderr: TextIO) -> Iterator[None]:
-    """With --debug, show the ``aligneai`` logger's records on ``stderr`` for this call only."""
-    if not enabled:
-        yield
-        return
+def _logging_to(stderr: TextIO, debug: bool) -> Iterator[None]:
+    """Show the ``aligneai`` logger's records on ``stderr`` for this call only.
+
+    Warnings (e.g. a key about to travel over plain http) as ``aligneai: warning: ...`` lines;
+    with --debug, every record.
+    """
     import logging
 
     logger = logging.getLogger("aligneai")
     handler = logging.StreamHandler(stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if debug:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("aligneai: %(levelname)s: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(_lowercase_level)
     level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    if debug:
+        logger.setLevel(logging.DEBUG)
     try:
         yield
     finally:
@@ -189,21 +479,52 @@ def _debug_logging(enabled: bool, stderr: TextIO) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _report(args: argparse.Namespace, stderr: TextIO, exc: BaseException) -> None:
-    if getattr(args, "debug", False):
+def _lowercase_level(record: Any) -> bool:
+    record.levelname = record.levelname.lower()
+    return True
+
+
+def _report(stderr: TextIO, exc: BaseException, kind: str, message: str, debug: bool) -> None:
+    if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=stderr)
-    kind = type(exc).__name__
-    stderr.write(f"aligneai: error: {kind}: {exc}\n")
+    # One line whatever the message holds (server error bodies may span lines).
+    text = " ".join(message.splitlines()) if message else ""
+    _write_line(stderr, f"aligneai: error: {kind}: {text}" if text else f"aligneai: error: {kind}")
+
+
+def _write_line(stream: TextIO, line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr itself closed: nowhere to report
+        stream.write(line + "\n")
+        stream.flush()
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at devnull so the interpreter's final flush of stdout cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def console_main() -> None:
     """Entry point of ``python -m aligneai`` and the ``aligneai`` console script."""
+    code = EXIT_API_ERROR
     try:
         code = main()
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        _write_line(sys.stderr, "aligneai: interrupted")
+        code = EXIT_INTERRUPTED
+        _silence_stdout()
     except BrokenPipeError:
         # The reader went away (`aligneai embed ... | head`): exit quietly, as Unix tools do.
-        # Point stdout at devnull so the interpreter's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = 1
+        code = EXIT_API_ERROR
+        _silence_stdout()
+    except OSError as exc:  # the last flush of stdout failed (a full disk, a closed fd)
+        if code == 0:
+            reason = exc.strerror or str(exc)
+            _write_line(sys.stderr, f"aligneai: error: OSError: cannot write the output: {reason}")
+        code = EXIT_API_ERROR
+        _silence_stdout()
     sys.exit(code)

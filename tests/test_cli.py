@@ -190,15 +190,16 @@ def test_embed_npy(srv: LocalServer, mode: str) -> None:
 
 
 def test_embed_stdin_one_text_per_line(srv: LocalServer) -> None:
-    stdin = "first line\n\n   \nsecond line\r\n\nthird, with ünïcode\n"
+    # Each line is one text, verbatim but for its ending (LF or CRLF): index i is line i + 1.
+    stdin = "first line\n   \nsecond line\r\nthird, with ünïcode"
     result = run(remote(srv, "embed", "--stdin", "--format", "jsonl"), stdin=stdin)
     assert result.code == 0, result.err
-    assert len(result.out.splitlines()) == 3
-    assert srv.requests[-1].json["inputs"] == [
-        "first line",
-        "second line",
-        "third, with ünïcode",
-    ]
+    inputs = ["first line", "   ", "second line", "third, with ünïcode"]
+    assert srv.requests[-1].json["inputs"] == inputs
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    assert [line["index"] for line in lines] == [0, 1, 2, 3]
+    for line, text in zip(lines, inputs):
+        assert line["embedding"] == pytest.approx(embed(text, 384), abs=1e-6)
 
 
 def test_embed_stdin_after_positional_texts(srv: LocalServer) -> None:
@@ -335,22 +336,30 @@ def test_debug_with_wrong_key_never_shows_it(capsys: pytest.CaptureFixture[str])
     ("argv", "stdin"),
     [
         (["embed", "--local"], ""),
-        (["embed", "--local", "--stdin"], "\n  \n\n"),
+        (["embed", "--local", "--stdin"], ""),
     ],
 )
 def test_no_texts_exits_2(argv: list[str], stdin: str) -> None:
     result = run(argv, stdin=stdin)
     assert result.code == 2
-    assert_one_error_line(result, "InvalidArgumentError")
+    assert_one_error_line(result, "InvalidArgumentValueError: TEXT: give texts")
 
 
 @pytest.mark.parametrize(
-    "options", [["--dimensions", "0"], ["--max-retries", "-1"], ["--timeout", "0"]]
+    "options",
+    [
+        ["--dimensions", "0"],
+        ["--max-retries", "-1"],
+        ["--timeout", "0"],
+        ["--timeout", "nan"],
+        ["--model", ""],
+    ],
 )
 def test_invalid_option_values_exit_2(srv: LocalServer, options: list[str]) -> None:
     result = run(remote(srv, "embed", *options, "x"))
     assert result.code == 2
-    assert_one_error_line(result, "InvalidArgument")
+    # The option as the user typed it, not the library's argument name.
+    assert_one_error_line(result, f"InvalidArgumentValueError: {options[0]}: ")
     assert srv.requests == []
 
 
@@ -369,11 +378,10 @@ def test_invalid_option_values_exit_2(srv: LocalServer, options: list[str]) -> N
 def test_argparse_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     result = run(argv)
     assert result.code == 2
-    assert result.out == ""
-    # argparse writes its usage message to sys.stderr, whatever ``stderr=`` was passed.
-    usage = result.err + capsys.readouterr().err
-    assert "usage: aligneai" in usage
-    assert TRACEBACK not in usage
+    assert_one_error_line(result, "UsageError: ")
+    assert "--help' " not in result.err
+    assert result.err.rstrip().endswith("--help')")
+    assert capsys.readouterr() == ("", "")  # nothing bypassed the streams given to main
 
 
 def test_ctrl_c_exits_130() -> None:
