@@ -1196,6 +1196,11 @@ class Runner:
         _fill(row, got, "icount")
         return [row]
 
+    def bulk_rows(self) -> list[Row]:
+        import bulk  # benchmarks/bulk.py: its own servers and workers, in a subprocess
+
+        return bulk.runner_rows(self, Row, Stats, Target)
+
     def run(self) -> list[Row]:
         groups = {
             "sync": self.sync_rows,
@@ -1204,6 +1209,7 @@ class Runner:
             "import": self.import_rows,
             "memory": self.rss_rows,
             "icount": self.icount_rows,
+            "bulk": self.bulk_rows,
         }
         default = [name for name in groups if name != "icount" or self.args.icount]
         selected = self.args.only.split(",") if self.args.only else default
@@ -1386,7 +1392,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-peers", action="store_true", help="skip openai (need not be installed)"
     )
-    parser.add_argument("--only", default="", help="groups: sync,async,decode,import,memory,icount")
+    parser.add_argument(
+        "--only", default="", help="groups: sync,async,decode,import,memory,icount,bulk"
+    )
     parser.add_argument(
         "--out", type=Path, default=HERE / "results", help="where latest.md/.json go"
     )
