@@ -37,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from aligneai.core._json import dumps
 from aligneai.core.errors import (
     InvalidArgumentTypeError,
     InvalidArgumentValueError,
@@ -381,21 +382,27 @@ class _RowFile:
         # Unbuffered: every write is one system call, in the OS when it returns (kill -9 safe)
         handle = io.FileIO(path, "r+" if reopen else "w+")
         self._file: io.FileIO | None = handle
-        if reopen:
-            head = handle.read(NPY_HEADER_BYTES) or b""
-            if len(head) < NPY_HEADER_BYTES:
-                # Killed before the first row: nothing to keep.
-                handle.truncate(0)
-            else:
-                _count, width = _read_npy_header(head, path)
-                if dimensions is not None and width != dimensions:
-                    raise InvalidArgumentValueError(
-                        "dimensions",
-                        f"{str(path)!r} holds {width}-dimensional rows, not {dimensions}",
-                    )
-                self.dimensions = width
-                size = os.fstat(handle.fileno()).st_size
-                self.high = max(0, (size - NPY_HEADER_BYTES) // (4 * width))
+        try:
+            if reopen:
+                self._reopen(handle, dimensions)
+        except BaseException:
+            self.close()
+            raise
+
+    def _reopen(self, handle: io.FileIO, dimensions: int | None) -> None:
+        head = handle.read(NPY_HEADER_BYTES) or b""
+        if len(head) < NPY_HEADER_BYTES:
+            handle.truncate(0)  # killed before the first row: nothing to keep
+            return
+        _count, width = _read_npy_header(head, self.path)
+        if dimensions is not None and width != dimensions:
+            raise InvalidArgumentValueError(
+                "dimensions",
+                f"{str(self.path)!r} holds {width}-dimensional rows, not {dimensions}",
+            )
+        self.dimensions = width
+        size = os.fstat(handle.fileno()).st_size
+        self.high = max(0, (size - NPY_HEADER_BYTES) // (4 * width))
 
     def _handle(self) -> io.FileIO:
         if self._file is None:
@@ -507,7 +514,11 @@ class NpySink:
     def __init__(self, path: Path, *, resume: bool, dimensions: int | None) -> None:
         self._path = path
         self._rows = _RowFile(path, resume=resume, dimensions=dimensions, what=str(path))
-        self._ids = _IdsFile(ids_path(path), resume=resume)
+        try:
+            self._ids = _IdsFile(ids_path(path), resume=resume)
+        except BaseException:
+            self._rows.close()
+            raise
         self._matrix: np.ndarray[Any, Any] | None = None
 
     @property
@@ -565,7 +576,11 @@ class _SpillSink:
         self._rows = _RowFile(
             spill_path(path), resume=resume, dimensions=dimensions, what=str(path)
         )
-        self._ids = _IdsFile(ids_path(path), resume=resume)
+        try:
+            self._ids = _IdsFile(ids_path(path), resume=resume)
+        except BaseException:
+            self._rows.close()
+            raise
 
     @property
     def path(self) -> Path:
@@ -719,7 +734,8 @@ class JsonlSink(_SpillSink):
                     if chunk_ids is not None:
                         item["id"] = chunk_ids[k]
                     item["embedding"] = values[k]
-                    out.write(json.dumps(item, separators=(",", ":")).encode("utf-8"))
+                    # orjson when installed (same values, ~25x faster on long rows)
+                    out.write(dumps(item))
                     out.write(b"\n")
             out.flush()
             os.fsync(out.fileno())
