@@ -174,7 +174,22 @@ class Server:
         self.httpserver.expect_request("/v1" + path).respond_with_handler(handler)
 
     def reply_embeddings(self, **kwargs: Any) -> None:
-        self.reply("/embeddings", json_response(embeddings_payload(**kwargs)))
+        """Answer ``/v1/embeddings`` with `embeddings_payload(**kwargs)`.
+
+        Without ``vectors`` (and ``order``), the answer has one item per input of each request
+        (`VECTORS`, cycled), as the API contract requires.
+        """
+        if "vectors" in kwargs or "order" in kwargs:
+            self.reply("/embeddings", json_response(embeddings_payload(**kwargs)))
+            return
+
+        def handler(request: Request) -> Response:
+            inputs = json.loads(request.get_data()).get("inputs")
+            count = len(inputs) if isinstance(inputs, list) else 1
+            vectors = [VECTORS[i % len(VECTORS)] for i in range(count)]
+            return json_response(embeddings_payload(vectors, **kwargs))
+
+        self.reply("/embeddings", handler)
 
     def json_bodies(self) -> list[Any]:
         return [json.loads(request.get_data()) for request in self.requests]

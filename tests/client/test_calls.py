@@ -653,7 +653,7 @@ def test_response_larger_than_max_response_bytes(api, server, wire, declared):
 
     assert server.count == 1
     # The client still works afterwards.
-    assert api.make(max_response_bytes=len(body)).embeddings.create(inputs="a").model
+    assert api.make(max_response_bytes=len(body)).embeddings.create(inputs=["a", "b", "c"]).model
 
 
 # -- lifecycle -------------------------------------------------------------------------------
