@@ -8,17 +8,211 @@ kept unless `get_final_response` asks for all of them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
+from typing import Any
 
 from aligneai.core.errors import APIError
 from aligneai.core.failures import TransportError, to_api_error
 from aligneai.core.flow import FlowResult
 from aligneai.core.models import CreateEmbeddingResponse, Embedding, Usage
+from aligneai.core.request import Request
 from aligneai.core.streaming import EmbeddingStreamDecoder, assemble_response
+from aligneai.transports._guard import PASS_THROUGH, aclose_quietly, close_quietly, stray_failure
 from aligneai.transports.base import AsyncResponse, SyncResponse
 
 __all__ = ["AsyncStream", "Stream"]
+
+# How the connection of a stream is released, whatever way the caller leaves it:
+#
+# - The transport response is held by a small holder (`_SyncHold` / `_AsyncHold`) that the
+#   stream, its reading generator and a `weakref.finalize` share; none of them refers back to
+#   the stream. So a stream dropped half-read (``return`` inside the ``for`` loop) is freed at
+#   once by reference counting and its finalizer closes the connection then, and a stream
+#   that ends up in a reference cycle anyway is still released safely: the finalizer's
+#   registry keeps the response (and its socket) alive until the callback has closed it.
+#   (A stream that owned its response alone let the garbage collector finalise the socket
+#   first and then hand the dead connection back to the pool, where the next call failed.)
+# - A response read part-way is closed, never returned to the pool (the transport's job).
+# - ``close()`` marks the holder closed: iteration then ends (StopIteration), and a read
+#   that fails because the stream was closed meanwhile ends quietly too.
+
+
+def close_quietly_call(close: Any) -> None:
+    """Call a reader's ``close``; the connection is released next whatever it raises."""
+    try:
+        close()
+    except Warning:
+        raise
+    except Exception:  # the response is closed right after
+        pass
+
+
+async def aclose_quietly_call(aclose: Any) -> None:
+    """Await a reader's ``aclose``; the connection is released next whatever it raises."""
+    try:
+        await aclose()
+    except Warning:
+        raise
+    except Exception:  # the response is closed right after
+        pass
+
+
+class _SyncHold:
+    """The transport response of a `Stream`, released once (from any path)."""
+
+    __slots__ = ("closed", "response")
+
+    def __init__(self, response: SyncResponse) -> None:
+        self.response: SyncResponse | None = response
+        self.closed = False
+
+    def release(self) -> None:
+        response, self.response = self.response, None
+        if response is not None:
+            close_quietly(response)
+
+
+def _read_sync(
+    decoder: EmbeddingStreamDecoder, hold: _SyncHold, request: Request | None
+) -> Generator[Embedding, None, None]:
+    """Feed the response's chunks to ``decoder``; yield the items; release at the end."""
+    chunks: Iterator[bytes] | None = None
+    try:
+        response = hold.response
+        if response is None:
+            return
+        chunks = iter(response.iter_bytes())
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            except TransportError as failure:
+                if hold.closed:
+                    return  # the caller closed the stream meanwhile: the iteration ends
+                raise to_api_error(failure, request) from failure
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:
+                if hold.closed:
+                    return
+                stray = stray_failure(exc, request)
+                raise to_api_error(stray, request) from stray
+            yield from decoder.feed(chunk)
+            if decoder.finished:
+                break
+        if not hold.closed:
+            decoder.close()
+    finally:
+        # Close the transport's reader before its response (a generator left suspended would
+        # otherwise be finalised later, wherever the garbage collector happens to run).
+        try:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close_quietly_call(close)
+        finally:
+            hold.release()
+
+
+class _AsyncHold:
+    """The transport response of an `AsyncStream`, released once (from any path)."""
+
+    __slots__ = ("closed", "loop", "response")
+
+    def __init__(self, response: AsyncResponse) -> None:
+        self.response: AsyncResponse | None = response
+        self.closed = False
+        self.loop: Any = _running_asyncio_loop()
+
+    async def release(self) -> None:
+        response, self.response = self.response, None
+        if response is not None:
+            await aclose_quietly(response)
+
+    def abandon(self) -> None:
+        """Release from a finalizer (no await possible): schedule the close in the stream's loop."""
+        response, self.response = self.response, None
+        loop = self.loop
+        if response is None or loop is None or loop.is_closed():
+            # Without a live asyncio loop nothing can be awaited any more; the transport's
+            # own finalizers (aiohttp's) drop a connection whose body was not read.
+            return
+
+        def start() -> None:
+            task = loop.create_task(aclose_quietly(response))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+        if _running_asyncio_loop() is loop:
+            start()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+                loop.call_soon_threadsafe(start)
+
+
+# Close tasks started by finalizers: referenced until done, so never collected half-way.
+_closing: set[Any] = set()
+
+
+def _running_asyncio_loop() -> Any:
+    """The running asyncio loop, or None (another async library such as trio, or none)."""
+    import sys
+
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _read_async(
+    decoder: EmbeddingStreamDecoder, hold: _AsyncHold, request: Request | None
+) -> AsyncGenerator[Embedding, None]:
+    """The async twin of `_read_sync`."""
+    chunks: AsyncIterator[bytes] | None = None
+    try:
+        response = hold.response
+        if response is None:
+            return
+        chunks = response.aiter_bytes().__aiter__()
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except TransportError as failure:
+                if hold.closed:
+                    return
+                raise to_api_error(failure, request) from failure
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:
+                if hold.closed:
+                    return
+                stray = stray_failure(exc, request)
+                raise to_api_error(stray, request) from stray
+            for item in decoder.feed(chunk):
+                yield item
+            if decoder.finished:
+                break
+        if not hold.closed:
+            decoder.close()
+    finally:
+        try:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose_quietly_call(aclose)
+        finally:
+            await hold.release()
+
+
+_CLOSED_BEFORE_THE_END = (
+    "get_final_response() needs the whole stream, but it was closed before its end"
+)
 
 
 class _StreamState:
@@ -58,7 +252,9 @@ class _StreamState:
         """Token usage; set once the ``done`` event arrived."""
         return None if self._decoder.done is None else self._decoder.done.usage
 
-    def _check_unstarted(self) -> None:
+    def _check_unstarted(self, closed: bool) -> None:
+        if closed:
+            raise APIError(_CLOSED_BEFORE_THE_END)
         if self._started:
             raise APIError(
                 "get_final_response() must be called before iterating over the stream: "
@@ -67,36 +263,37 @@ class _StreamState:
         self._started = True
 
     def _final(self, items: list[Embedding]) -> CreateEmbeddingResponse:
-        assert self._decoder.done is not None  # the iteration raised otherwise
-        return assemble_response(items, self._decoder.done)
+        done = self._decoder.done
+        if done is None:  # the reading ended without an error: the stream was closed meanwhile
+            raise APIError(_CLOSED_BEFORE_THE_END)
+        return assemble_response(items, done)
 
 
 class Stream(_StreamState, Iterator[Embedding]):
     """Iterate to receive each `Embedding` as it arrives (in arrival order).
 
     Use it as a context manager, or call `close`, to release the connection early; it is also
-    released when the stream ends, fails, or is garbage-collected.
+    released when the stream ends, fails, or is garbage-collected. A connection left in the
+    middle of a body is closed, never reused. Once closed, the stream is over: iterating it
+    yields nothing more.
     """
 
     def __init__(self, result: FlowResult, response: SyncResponse) -> None:
         self._init_state(result)
-        self._response: SyncResponse | None = response
-        self._iterator = self._iterate(response)
+        hold = _SyncHold(response)
+        self._hold = hold
+        self._iterator = _read_sync(self._decoder, hold, result.request)
+        # Runs when the stream is dropped unclosed; it refers to the holder, not the stream.
+        self._finalizer = weakref.finalize(self, hold.release)
 
-    def _iterate(self, response: SyncResponse) -> Iterator[Embedding]:
-        decoder = self._decoder
-        try:
-            for chunk in response.iter_bytes():
-                yield from decoder.feed(chunk)
-                if decoder.finished:
-                    break
-            decoder.close()
-        except TransportError as failure:
-            raise to_api_error(failure, self._result.request) from failure
-        finally:
-            self.close()
+    @property
+    def _response(self) -> SyncResponse | None:
+        """The transport response while the connection is held (None once released)."""
+        return self._hold.response
 
     def __next__(self) -> Embedding:
+        if self._hold.closed:
+            raise StopIteration
         self._started = True
         return next(self._iterator)
 
@@ -105,14 +302,19 @@ class Stream(_StreamState, Iterator[Embedding]):
 
     def get_final_response(self) -> CreateEmbeddingResponse:
         """Read the whole stream and return it as one response, ordered by index."""
-        self._check_unstarted()
+        self._check_unstarted(self._hold.closed)
         return self._final(list(self._iterator))
 
     def close(self) -> None:
-        """Release the connection (idempotent)."""
-        response, self._response = self._response, None
-        if response is not None:
-            response.close()
+        """Release the connection and end the iteration (idempotent)."""
+        hold = self._hold
+        hold.closed = True
+        try:
+            if not getattr(self._iterator, "gi_running", False):  # else another thread reads it
+                self._iterator.close()
+        finally:
+            hold.release()
+            self._finalizer.detach()
 
     def __enter__(self) -> Stream:
         return self
@@ -125,38 +327,32 @@ class Stream(_StreamState, Iterator[Embedding]):
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        # A stream dropped half-read must not keep its connection checked out.
-        with contextlib.suppress(Exception):
-            self.close()
-
 
 class AsyncStream(_StreamState, AsyncIterator[Embedding]):
     """Iterate with ``async for`` to receive each `Embedding` as it arrives.
 
-    Use ``async with`` or ``await stream.aclose()`` to release the connection early.
+    Use ``async with`` or ``await stream.aclose()`` to release the connection early; it is
+    also released when the stream ends, fails, or is garbage-collected (then in its event
+    loop, soon after). A connection left in the middle of a body is closed, never reused.
+    Once closed, the stream is over: ``async for`` yields nothing more, and an iteration
+    waiting in another task ends.
     """
 
     def __init__(self, result: FlowResult, response: AsyncResponse) -> None:
         self._init_state(result)
-        self._response: AsyncResponse | None = response
-        self._iterator = self._iterate(response)
+        hold = _AsyncHold(response)
+        self._hold = hold
+        self._iterator = _read_async(self._decoder, hold, result.request)
+        self._finalizer = weakref.finalize(self, hold.abandon)
 
-    async def _iterate(self, response: AsyncResponse) -> AsyncIterator[Embedding]:
-        decoder = self._decoder
-        try:
-            async for chunk in response.aiter_bytes():
-                for item in decoder.feed(chunk):
-                    yield item
-                if decoder.finished:
-                    break
-            decoder.close()
-        except TransportError as failure:
-            raise to_api_error(failure, self._result.request) from failure
-        finally:
-            await self.aclose()
+    @property
+    def _response(self) -> AsyncResponse | None:
+        """The transport response while the connection is held (None once released)."""
+        return self._hold.response
 
     async def __anext__(self) -> Embedding:
+        if self._hold.closed:
+            raise StopAsyncIteration
         self._started = True
         return await self._iterator.__anext__()
 
@@ -165,14 +361,19 @@ class AsyncStream(_StreamState, AsyncIterator[Embedding]):
 
     async def get_final_response(self) -> CreateEmbeddingResponse:
         """Read the whole stream and return it as one response, ordered by index."""
-        self._check_unstarted()
+        self._check_unstarted(self._hold.closed)
         return self._final([item async for item in self._iterator])
 
     async def aclose(self) -> None:
-        """Release the connection (idempotent)."""
-        response, self._response = self._response, None
-        if response is not None:
-            await response.aclose()
+        """Release the connection and end the iteration (idempotent)."""
+        hold = self._hold
+        hold.closed = True
+        try:
+            if not getattr(self._iterator, "ag_running", False):  # else another task awaits it
+                await self._iterator.aclose()
+        finally:
+            await hold.release()
+            self._finalizer.detach()
 
     close = aclose
 

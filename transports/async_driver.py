@@ -12,7 +12,9 @@ from typing import Callable
 from aligneai.core.body import BodyBuffer
 from aligneai.core.failures import TransportError
 from aligneai.core.flow import FlowResult, Outcome, ReadBody, Send, Sleep
+from aligneai.core.request import Request
 
+from ._guard import PASS_THROUGH, aclose_quietly, stray_failure
 from .base import AsyncResponse, AsyncTransport
 from .sync_driver import Flow, response_head
 
@@ -26,15 +28,18 @@ async def run_async(
 ) -> tuple[FlowResult, AsyncResponse | None]:
     """The async twin of `run_sync` (same flow, awaited I/O); cancellation-safe."""
     response: AsyncResponse | None = None
+    request: Request | None = None
     try:
         action = next(flow)
         while True:
             outcome: Outcome
             try:
                 if isinstance(action, Send):
+                    request = action.request
                     if response is not None:
-                        await response.aclose()
-                    response = await transport.send(action.request)
+                        await aclose_quietly(response)
+                        response = None
+                    response = await transport.send(request)
                     outcome = response_head(response)
                 elif isinstance(action, ReadBody):
                     assert response is not None, "ReadBody before Send"
@@ -43,7 +48,7 @@ async def run_async(
                         async for chunk in response.aiter_bytes():
                             buffer.feed(chunk)
                     finally:
-                        await response.aclose()
+                        await aclose_quietly(response)
                         response = None
                     outcome = buffer.getvalue()
                 else:
@@ -52,6 +57,10 @@ async def run_async(
                     outcome = None
             except TransportError as failure:
                 outcome = failure
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:
+                outcome = stray_failure(exc, request)
             try:
                 action = flow.send(outcome)
             except StopIteration as stop:
@@ -61,4 +70,4 @@ async def run_async(
     finally:
         flow.close()
         if response is not None:
-            await response.aclose()
+            await aclose_quietly(response)

@@ -13,8 +13,10 @@ from typing import Callable
 from aligneai.core.body import BodyBuffer
 from aligneai.core.failures import TransportError
 from aligneai.core.flow import Action, FlowResult, Outcome, ReadBody, Send, Sleep
+from aligneai.core.request import Request
 from aligneai.core.response import ResponseHead
 
+from ._guard import PASS_THROUGH, close_quietly, stray_failure
 from .base import AsyncResponse, SyncResponse, SyncTransport
 
 __all__ = ["Flow", "response_head", "run_sync"]
@@ -34,15 +36,18 @@ def run_sync(
 ) -> tuple[FlowResult, SyncResponse | None]:
     """Run ``flow`` to its end; return its result and, for a stream, the open response."""
     response: SyncResponse | None = None
+    request: Request | None = None
     try:
         action = next(flow)
         while True:
             outcome: Outcome
             try:
                 if isinstance(action, Send):
+                    request = action.request
                     if response is not None:
-                        response.close()
-                    response = transport.send(action.request)
+                        close_quietly(response)
+                        response = None
+                    response = transport.send(request)
                     outcome = response_head(response)
                 elif isinstance(action, ReadBody):
                     assert response is not None, "ReadBody before Send"
@@ -51,7 +56,7 @@ def run_sync(
                         for chunk in response.iter_bytes():
                             buffer.feed(chunk)
                     finally:
-                        response.close()
+                        close_quietly(response)
                         response = None
                     outcome = buffer.getvalue()
                 else:
@@ -60,6 +65,10 @@ def run_sync(
                     outcome = None
             except TransportError as failure:
                 outcome = failure
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:
+                outcome = stray_failure(exc, request)
             try:
                 action = flow.send(outcome)
             except StopIteration as stop:
@@ -69,4 +78,4 @@ def run_sync(
     finally:
         flow.close()
         if response is not None:
-            response.close()
+            close_quietly(response)
