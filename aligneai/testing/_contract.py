@@ -55,6 +55,7 @@ __all__ = [
     "embeddings_answer",
     "encode_json",
     "error_payload",
+    "is_known_path",
     "parse_embedding_request",
     "request_tokens",
     "status_phrase",
@@ -292,6 +293,18 @@ def _parse_inputs(raw: object) -> tuple[str, ...]:
     return tuple(raw)
 
 
+def _parse_dimensions(data: JsonObject) -> int:
+    raw: object = data["dimensions"]
+    # bool is an int subclass in Python, but `true` is not an integer in JSON. JSON itself has
+    # one number type: `63.0` is the integer 63 (JSON Schema's "integer" says so too), `1.5`
+    # is not an integer at all.
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise _invalid_type("dimensions", "integer", raw)
+    return raw
+
+
 def parse_embedding_request(body: bytes) -> EmbeddingRequest:
     """Validate a ``POST /v1/embeddings`` body, raising `ApiError` (400/404/422) on failure."""
     data = _decode_json_object(body)
@@ -326,10 +339,7 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
             code="invalid_value",
             param="encoding_format",
         )
-    dimensions = data.get("dimensions")
-    # bool is an int subclass in Python, but `true` is not an integer in JSON.
-    if "dimensions" in data and (isinstance(dimensions, bool) or not isinstance(dimensions, int)):
-        raise _invalid_type("dimensions", "integer", dimensions)
+    dimensions = _parse_dimensions(data) if "dimensions" in data else None
     if dimensions is not None and dimensions < 1:
         raise ApiError(
             400,
@@ -436,16 +446,30 @@ def _models_answer(model_id: str | None) -> JsonAnswer:
     return JsonAnswer(200, info.to_json())
 
 
-def _route(method: str, path: str) -> tuple[str, str | None]:
-    """Return (endpoint, model id) for a known path and method, else raise 404 or 405."""
+def _endpoint(path: str) -> tuple[str, str | None] | None:
+    """Return (the method it takes, model id) for a known path (with ``/v1``), else None."""
     parts = path.split("/")
-    endpoint: tuple[str, str | None] | None = None
     if path == API_PREFIX + "/embeddings":
-        endpoint = ("POST", None)
-    elif path == API_PREFIX + "/models":
-        endpoint = ("GET", None)
-    elif len(parts) == 4 and path.startswith(API_PREFIX + "/models/") and parts[3]:
-        endpoint = ("GET", unquote(parts[3]))
+        return ("POST", None)
+    if path == API_PREFIX + "/models":
+        return ("GET", None)
+    if len(parts) == 4 and path.startswith(API_PREFIX + "/models/") and parts[3]:
+        return ("GET", unquote(parts[3]))
+    return None
+
+
+def is_known_path(path: str) -> bool:
+    """True when ``path`` (a request path with the ``/v1`` prefix, no query) names an endpoint."""
+    return _endpoint(path) is not None
+
+
+def _route(method: str, path: str) -> tuple[str, str | None]:
+    """Return (endpoint, model id) for a known path and method, else raise 404 or 405.
+
+    Any other method on a known path, however unusual (``TRACE``, ``CONNECT``, ``FOO``),
+    answers 405 with ``Allow``.
+    """
+    endpoint = _endpoint(path)
     if endpoint is None:
         raise ApiError(404, f"Unknown path: {path}.", code="not_found")
     allowed, model_id = endpoint

@@ -359,6 +359,20 @@ class _Handler(BaseHTTPRequestHandler):
         """Handle an OPTIONS request (always 405 or 404)."""
         self._handle()
 
+    def parse_request(self) -> bool:
+        """Parse the request line and headers; route every method through the contract.
+
+        `http.server` answers 501 to a method without a ``do_<METHOD>`` handler; the API
+        answers 405 (with ``Allow``) on a known path and 404 elsewhere, whatever the method
+        (``TRACE``, ``CONNECT``, ``PROPFIND``...), so such methods get `_handle` too.
+        """
+        if not super().parse_request():
+            return False
+        handler = "do_" + self.command
+        if not hasattr(self, handler):
+            setattr(self, handler, self._handle)
+        return True
+
     def _handle(self) -> None:
         try:
             self._handle_request()
@@ -669,6 +683,27 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _fault_path(path: object) -> str | None:
+    """The request path (with ``/v1``) that ``enqueue(path=...)`` means, checked."""
+    if path is None:
+        return None
+    if not isinstance(path, str):
+        raise InvalidArgumentTypeError("path", f"expected str or None, got {type(path).__name__}")
+    if not path.startswith("/") or "?" in path or "#" in path:
+        raise InvalidArgumentValueError(
+            "path", f"expected an endpoint path such as '/embeddings', got {path!r}"
+        )
+    prefix = _contract.API_PREFIX
+    full = path if path == prefix or path.startswith(prefix + "/") else prefix + path
+    if not _contract.is_known_path(full):
+        raise InvalidArgumentValueError(
+            "path",
+            f"{path!r} is not an endpoint of the API, so no request would take the fault; "
+            "use '/embeddings', '/models' or '/models/<id>' (the '/v1' prefix is optional)",
+        )
+    return full
+
+
 class LocalServer:
     """A local, in-process AligneAI API v1 server with fault injection, for tests and demos.
 
@@ -806,8 +841,11 @@ class LocalServer:
         """Script faults: each of the next requests (to ``path`` only, if given) takes one, FIFO.
 
         ``Fault.none()`` answers normally, e.g. ``enqueue(Fault.status(503), Fault.none())``.
+        ``path`` is an endpoint's path, relative to the base URL (``"/embeddings"``,
+        ``"/models"``, ``"/models/<id>"``) or with the ``/v1`` prefix; any other path raises
+        `InvalidArgumentValueError` naming it, since no request could ever take the fault.
         """
-        self._state.schedule.enqueue(faults, path)
+        self._state.schedule.enqueue(faults, _fault_path(path))
 
     def set_fault_rate(self, fault: Fault, rate: float, *, seed: int = 0) -> None:
         """Give each request that no scripted fault serves ``fault`` with probability ``rate``."""

@@ -392,15 +392,32 @@ def test_server_other_errors(
     ("request_bytes", "status"),
     [
         (b"GET /v1/a b HTTP/1.1\r\nHost: x\r\n\r\n", 400),  # http.server's own error path
-        (b"FROB /v1/models HTTP/1.1\r\nHost: x\r\n\r\n", 501),
         (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n", 400),
     ],
-    ids=["request-line", "unsupported-method", "bad-framing"],
+    ids=["request-line", "bad-framing"],
 )
 def test_server_protocol_errors(server: LocalServer, request_bytes: bytes, status: int) -> None:
     answer = _raw(server, request_bytes)
     assert answer.status == status
     check_answer(answer, EMBED)
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "FROB", "PROPFIND"])
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/v1/models", "GET"), ("/v1/models/x", "GET"), ("/v1/embeddings", "POST")],
+)
+def test_any_other_method_on_a_known_path_is_405_with_allow(
+    server: LocalServer, method: str, path: str, allowed: str
+) -> None:
+    """Not http.server's 501: the API has no method it does not know, only paths (issue #12)."""
+    answer = _raw(server, f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert answer.status == 405
+    assert answer.headers["allow"] == allowed
+    [(_, payload)] = check_answer(answer, None)
+    assert payload["error"]["code"] == "method_not_allowed"
+    elsewhere = _raw(server, f"{method} /v1/nowhere HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert elsewhere.status == 404
 
 
 @pytest.mark.parametrize(
@@ -647,6 +664,17 @@ def test_request_schema_matches_server_and_core() -> None:
     assert formats == list(_contract._ENCODING_FORMATS) == list(typing.get_args(EncodingFormat))
     batch = request["properties"]["inputs"]["oneOf"][1]
     assert batch["maxItems"] == MAX_INPUTS == _contract.MAX_INPUTS
+    # `dimensions` is bounded per model: one if/then rule per model of the server's table.
+    bounds = {}
+    for rule in request["allOf"]:
+        condition = rule["if"]
+        alternatives = condition.get("anyOf", [condition])
+        [named] = [a for a in alternatives if "properties" in a]
+        model_id = named["properties"]["model"]["const"]
+        bounds[model_id] = rule["then"]["properties"]["dimensions"]["maximum"]
+        if "anyOf" in condition:  # the rule that also covers an omitted `model`
+            assert model_id == _contract.DEFAULT_MODEL
+    assert bounds == {model.id: model.dimensions for model in _contract.MODELS.values()}
     error = SCHEMAS["Error"]
     assert set(error["properties"]) == set(_contract.error_payload(400, "m")["error"])
     # Each status the server types specially is documented explicitly (it never sends 403/409).
@@ -664,7 +692,8 @@ def test_request_schema_matches_server_and_core() -> None:
     inputs=ast.inputs(),
     model=st.none() | st.text(min_size=1, max_size=20),
     encoding_format=st.sampled_from([None, "float", "base64"]),
-    dimensions=st.none() | st.integers(1, 10**6),
+    # At most the smallest model's size: the schema bounds `dimensions` by the model.
+    dimensions=st.none() | st.integers(1, 384),
     stream=st.booleans(),
 )
 def test_create_embeddings_body_validates(
@@ -711,7 +740,7 @@ CANDIDATES: dict[str, list[Any]] = {
     ],
     "model": ["aligne-embed-large", "", "nope", None, 3, True, []],
     "encoding_format": ["float", "base64", "hex", "FLOAT", None, 1],
-    "dimensions": [1, 10**9, 0, -1, 1.5, "8", True, None],
+    "dimensions": [1, 10**9, 0, -1, 1.5, "8", True, None, 8.0, 63.0, 0.0, 1e400, -2.0],
     "stream": [True, False, None, "yes", 1, 0],
     "foo": [1],
 }
@@ -732,8 +761,9 @@ def _server_accepts_shape(body: dict[str, Any]) -> bool:
     try:
         _contract.parse_embedding_request(json.dumps(body).encode())
     except _contract.ApiError as exc:
-        # Well-shaped bodies the server still refuses for what it serves, not for their shape.
-        return exc.code in ("model_not_found", "dimensions_too_large")
+        # Well-shaped bodies the server still refuses for what it serves (an unknown model: the
+        # schema does not list the models; it does bound `dimensions` by the known ones).
+        return exc.code == "model_not_found"
     return True
 
 
