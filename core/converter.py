@@ -9,6 +9,7 @@ a drifting server is reported instead of silently coerced.
 from __future__ import annotations
 
 import binascii
+import math
 import sys
 from array import array
 from functools import cache
@@ -29,6 +30,8 @@ from .models import (
 )
 
 __all__ = [
+    "check_finite",
+    "check_vector",
     "decode_base64_vector",
     "default_converter",
     "fast_converter",
@@ -63,14 +66,50 @@ def decode_base64_vector(value: str) -> list[float]:
     return floats.tolist()
 
 
+# JSON numbers decode to exactly these; `true` decodes to bool, which is an int subclass, so the
+# check is on the exact type.
+_NUMBER_TYPES = frozenset({float, int})
+
+
+def check_vector(value: list[Any]) -> None:
+    """Raise `TypeError` unless ``value`` holds only numbers, `ValueError` for NaN or infinity.
+
+    bool is not a number here (JSON's ``true`` is not). Both checks run in C (a set of
+    ``map(type, ...)``, then ``sum``): for a 3072-number vector they cost about a tenth of what
+    ``json.loads`` spent decoding it (75 us against 950 us).
+    """
+    if not _NUMBER_TYPES.issuperset(map(type, value)):
+        bad = next(v for v in value if type(v) not in _NUMBER_TYPES)
+        raise TypeError(f"expected a list of numbers, got a {type(bad).__name__} ({bad!r:.20})")
+    check_finite(value)
+
+
+def check_finite(value: list[Any]) -> None:
+    """Raise `ValueError` if a number of ``value`` (all numbers) is NaN or infinite."""
+    try:
+        finite = math.isfinite(sum(value))
+    except OverflowError:  # an int beyond the float range
+        finite = False
+    # A finite sum proves every term finite; otherwise look (huge finite terms may overflow).
+    if not finite and not all(map(_finite, value)):
+        raise ValueError("expected finite numbers, got NaN or an infinity")
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _structure_vector(value: Any, _: Any) -> list[float]:
     if type(value) is list:
-        # sum() walks the list in C and raises TypeError on any non-number: a full check at a
-        # fraction of the cost of converting each element.
-        sum(value)
+        check_vector(value)
         return value
     if isinstance(value, str):
-        return decode_base64_vector(value)
+        vector = decode_base64_vector(value)
+        check_finite(vector)  # float32 values: numbers by construction
+        return vector
     raise TypeError(f"expected a list of numbers or a base64 string, got {type(value).__name__}")
 
 

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._numpy import require_numpy
-from .errors import APIResponseValidationError
+from .answer_contract import AnswerContract, AnswerTracker
 from .models import Usage
-from .parsing import parse_json, structure
+from .parsing import contract_error, parse_json, structure
 from .request import Request
 from .response import ResponseHead
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["EmbeddingMatrix", "parse_matrix"]
+__all__ = ["EmbeddingMatrix", "MatrixParser", "parse_matrix"]
 
 
 @attrs.frozen(eq=False)
@@ -70,38 +70,62 @@ class _Base64List:
 
 
 def parse_matrix(
-    head: ResponseHead, body: bytes, request: Request | None = None
+    head: ResponseHead,
+    body: bytes,
+    request: Request | None = None,
+    contract: AnswerContract | None = None,
 ) -> EmbeddingMatrix:
-    """Decode a base64 embeddings answer into an `EmbeddingMatrix` (rows ordered by index)."""
+    """Decode a base64 embeddings answer into an `EmbeddingMatrix` (rows ordered by index).
+
+    The answer is checked against ``contract`` as `parse_embeddings` checks it: one row per
+    input, one width for all (``dimensions`` when asked), finite numbers only.
+    """
     np_ = require_numpy()
-    answer = structure(head, parse_json(head, body, request), _Base64List, request)
-
-    def invalid(message: str) -> APIResponseValidationError:
-        return APIResponseValidationError(
-            f"the response does not match the API contract: {message}",
-            status_code=head.status_code,
-            request_id=head.request_id,
-            request=request,
-        )
-
-    count = len(answer.data)
-    if sorted(item.index for item in answer.data) != list(range(count)):
-        raise invalid("the indexes of data are not 0 to len(data) - 1")
+    data = parse_json(head, body, request)
+    answer = structure(head, data, _Base64List, request)
+    contract = contract or AnswerContract()
+    if contract.inputs is None:
+        # Unknown request: the indexes must then be 0..len(data)-1, as with a known one.
+        contract = attrs.evolve(contract, inputs=len(answer.data))
+    tracker = AnswerTracker(contract)
     matrix: np.ndarray[Any, Any] | None = None
     for item in answer.data:
         try:
             raw = binascii.a2b_base64(item.embedding)
         except (binascii.Error, ValueError) as exc:
-            raise invalid(f"data[{item.index}].embedding is not valid base64 ({exc})") from None
+            raise contract_error(
+                head, f"the embedding of index {item.index} is not valid base64 ({exc})", request
+            ) from None
+        if len(raw) % 4:
+            raise contract_error(
+                head, f"the embedding of index {item.index} has {len(raw)} bytes", request
+            )
+        problem = tracker.add(item.index, len(raw) // 4)
+        if problem is not None:
+            raise contract_error(head, problem, request, data)
         if matrix is None:
-            if len(raw) % 4 or not raw:
-                raise invalid(f"data[{item.index}].embedding has {len(raw)} bytes")
-            matrix = np_.empty((count, len(raw) // 4), dtype="<f4")
-        if len(raw) != matrix.shape[1] * 4:
-            raise invalid("the embeddings do not all have the same number of dimensions")
+            # Rows are written straight into the matrix: no second copy of the vectors.
+            matrix = np_.empty((contract.inputs, len(raw) // 4), dtype="<f4")
         matrix[item.index] = np_.frombuffer(raw, dtype="<f4")
-    if matrix is None:
-        matrix = np_.empty((0, 0), dtype="<f4")
+    problem = tracker.finish()
+    if problem is not None:
+        raise contract_error(head, problem, request, data)
+    assert matrix is not None  # finish() found at least one row
+    if not np_.isfinite(matrix).all():
+        raise contract_error(head, "an embedding holds NaN or an infinity", request)
     return EmbeddingMatrix(
         matrix=matrix.astype("float32", copy=False), model=answer.model, usage=answer.usage
     )
+
+
+@attrs.frozen
+class MatrixParser:
+    """`parse_matrix` bound to the contract of one request (an `Operation`'s parser)."""
+
+    contract: AnswerContract
+
+    def __call__(
+        self, head: ResponseHead, body: bytes, request: Request | None = None
+    ) -> EmbeddingMatrix:
+        """Decode and check ``body`` (see `parse_matrix`)."""
+        return parse_matrix(head, body, request, self.contract)

@@ -7,20 +7,32 @@ error names the offending argument and is both an `APIError` and the matching bu
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar
 from urllib.parse import quote
 
 import attrs
 
+from .answer_contract import AnswerContract
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from .models import CreateEmbeddingResponse, Model, ModelList
+from .options import (
+    Timeout,
+    TimeoutLike,
+    _is_bool,
+    _validate_max_retries,
+    validate_count,
+    validate_headers,
+)
+from .parsing import EmbeddingsParser
+from .request import Request
+from .response import ResponseHead
 
 if TYPE_CHECKING:
     from .matrix import EmbeddingMatrix
-from .options import Timeout, TimeoutLike, _validate_max_retries, validate_headers
-from .request import Request
-from .response import ResponseHead
 
 __all__ = [
     "DEFAULT_ENCODING_FORMAT",
@@ -65,7 +77,106 @@ def _optional_mapping(value: object, argument: str) -> dict[str, Any]:
     for key in value:
         if not isinstance(key, str):
             raise InvalidArgumentTypeError(argument, f"keys must be str, got {key!r}")
+        _check_text(key, argument)
     return dict(value)
+
+
+# A lone surrogate ("\ud800") is a valid Python str but no Unicode text: UTF-8 cannot encode
+# it, so neither JSON nor a URL can carry it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(value: str, argument: str) -> None:
+    if not value.isascii() and _SURROGATE.search(value):
+        position = _SURROGATE.search(value).start()  # type: ignore[union-attr]
+        raise InvalidArgumentValueError(
+            argument,
+            f"holds a lone surrogate at position {position}, which UTF-8 cannot encode "
+            "(was it decoded with errors='surrogateescape'?)",
+        )
+
+
+# The JSON integers both encoders accept (orjson stops at 64 bits; json does not).
+_MIN_JSON_INT = -(2**63)
+_MAX_JSON_INT = 2**64 - 1
+_MAX_JSON_DEPTH = 64
+
+
+def _json_value(value: object, path: str, depth: int = 0) -> Any:
+    """A copy of ``value`` in plain JSON types, or an error naming the path of the bad part.
+
+    Both encoders (json and orjson) then produce the same bytes, and neither can fail.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        _check_text(value, path)
+        return str(value)
+    if _is_bool(value):  # numpy's bool
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+        if not _MIN_JSON_INT <= number <= _MAX_JSON_INT:
+            raise InvalidArgumentValueError(path, "integers must fit in 64 bits")
+        return number
+    if isinstance(value, numbers.Real):
+        real = float(value)
+        if not math.isfinite(real):
+            raise InvalidArgumentValueError(path, f"JSON has no {real!r}: use a finite number")
+        return real
+    if depth >= _MAX_JSON_DEPTH:
+        raise InvalidArgumentValueError(
+            path, f"nested more than {_MAX_JSON_DEPTH} levels deep (or it contains itself)"
+        )
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgumentTypeError(
+                    path, f"JSON object keys must be str, got {type(key).__name__}"
+                )
+            _check_text(key, path)
+            result[key] = _json_value(item, f"{path}[{key!r}]", depth + 1)
+        return result
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise InvalidArgumentTypeError(
+        path,
+        f"{type(value).__name__} is not a JSON value "
+        "(expected None, bool, int, float, str, list, tuple or a mapping)",
+    )
+
+
+def _validate_query(value: object) -> dict[str, Any]:
+    """Check ``extra_query``: scalar values, or lists of scalars sent as repeated parameters."""
+    query = _optional_mapping(value, "extra_query")
+    for key, item in query.items():
+        where = f"extra_query[{key!r}]"
+        if isinstance(item, (list, tuple)):
+            query[key] = [_query_scalar(v, f"{where}[{i}]") for i, v in enumerate(item)]
+        elif item is not None:
+            query[key] = _query_scalar(item, where)
+    return query
+
+
+def _query_scalar(value: object, where: str) -> str | int | float | bool:
+    if isinstance(value, str):
+        _check_text(value, where)
+        return value
+    if _is_bool(value):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        real = float(value)
+        if not math.isfinite(real):
+            raise InvalidArgumentValueError(where, f"must be a finite number, got {real!r}")
+        return real
+    raise InvalidArgumentTypeError(
+        where,
+        f"expected a str, int, float or bool (or a list of them, sent as repeated parameters), "
+        f"got {type(value).__name__}",
+    )
 
 
 @attrs.frozen
@@ -91,7 +202,7 @@ class CallOptions:
             timeout=None if timeout is None else Timeout.coerce(timeout),
             max_retries=None if max_retries is None else _validate_max_retries(max_retries),
             extra_headers=validate_headers(extra_headers, "extra_headers"),
-            extra_query=_optional_mapping(extra_query, "extra_query"),
+            extra_query=_validate_query(extra_query),
         )
 
 
@@ -101,6 +212,7 @@ def _validate_inputs(inputs: object) -> str | list[str]:
     if isinstance(inputs, str):
         if not inputs:
             raise InvalidArgumentValueError("inputs", "must not be an empty string")
+        _check_text(inputs, "inputs")
         return inputs
     if isinstance(inputs, (bytes, bytearray, Mapping)) or not isinstance(inputs, Sequence):
         raise InvalidArgumentTypeError(
@@ -119,6 +231,7 @@ def _validate_inputs(inputs: object) -> str | list[str]:
             )
         if not item:
             raise InvalidArgumentValueError(f"inputs[{i}]", "must not be an empty string")
+        _check_text(item, f"inputs[{i}]")
     return list(inputs)
 
 
@@ -129,7 +242,24 @@ def _validate_optional_str(value: object, argument: str) -> str | None:
         raise InvalidArgumentTypeError(argument, f"expected a str, got {type(value).__name__}")
     if not value:
         raise InvalidArgumentValueError(argument, "must not be empty")
+    _check_text(value, argument)
     return value
+
+
+# The body fields the arguments set: extra_body adds fields, it does not bypass the checks.
+_NAMED_FIELDS = frozenset({"inputs", "model", "encoding_format", "dimensions", "stream"})
+
+
+def _validate_extra_body(value: object) -> dict[str, Any]:
+    extra = _optional_mapping(value, "extra_body")
+    for key in extra:
+        if key in _NAMED_FIELDS:
+            raise InvalidArgumentValueError(
+                f"extra_body[{key!r}]",
+                f"{key!r} is set from the call's arguments: pass it as {key}= instead",
+            )
+    result: dict[str, Any] = _json_value(extra, "extra_body")
+    return result
 
 
 def create_embeddings(
@@ -158,26 +288,19 @@ def create_embeddings(
         )
     body["encoding_format"] = encoding_format
     if dimensions is not None:
-        if isinstance(dimensions, bool) or not isinstance(dimensions, int):
-            raise InvalidArgumentTypeError(
-                "dimensions", f"expected a positive int, got {type(dimensions).__name__}"
-            )
-        if dimensions < 1:
-            raise InvalidArgumentValueError(
-                "dimensions", f"must be a positive int, got {dimensions}"
-            )
-        body["dimensions"] = dimensions
+        body["dimensions"] = validate_count(dimensions, "dimensions", minimum=1)
     if not isinstance(stream, bool):
         raise InvalidArgumentTypeError("stream", f"expected a bool, got {type(stream).__name__}")
     if stream:
         body["stream"] = True
-    body.update(_optional_mapping(extra_body, "extra_body"))
+    body.update(_validate_extra_body(extra_body))
     return Operation(
         method="POST",
         path="/embeddings",
         response_type=CreateEmbeddingResponse,
         body=body,
         stream=stream,
+        parser=EmbeddingsParser(AnswerContract.for_body(body)),
     )
 
 
@@ -190,7 +313,7 @@ def create_embedding_matrix(
 ) -> Operation[EmbeddingMatrix]:
     """``POST /embeddings`` decoded straight into a numpy matrix (base64 on the wire)."""
     from ._numpy import require_numpy
-    from .matrix import EmbeddingMatrix, parse_matrix
+    from .matrix import EmbeddingMatrix, MatrixParser
 
     require_numpy()  # before anything is sent
     plain = create_embeddings(
@@ -200,17 +323,14 @@ def create_embedding_matrix(
         dimensions=dimensions,
         extra_body=extra_body,
     )
+    # extra_body cannot override encoding_format (see _validate_extra_body): base64 it is.
     body = dict(plain.body or {})
-    if body.get("encoding_format") != "base64":
-        raise InvalidArgumentValueError(
-            "extra_body", "create_matrix() needs encoding_format 'base64' on the wire"
-        )
     return Operation(
         method="POST",
         path="/embeddings",
         response_type=EmbeddingMatrix,
         body=body,
-        parser=parse_matrix,
+        parser=MatrixParser(AnswerContract.for_body(body)),
     )
 
 
@@ -225,6 +345,7 @@ def retrieve_model(model_id: object) -> Operation[Model]:
         raise InvalidArgumentTypeError("model_id", f"expected a str, got {type(model_id).__name__}")
     if not model_id.strip():
         raise InvalidArgumentValueError("model_id", "must not be empty")
+    _check_text(model_id, "model_id")
     segment = quote(model_id, safe="")
     if segment in (".", ".."):
         segment = segment.replace(".", "%2E")

@@ -7,7 +7,11 @@ same way.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import numbers
+import operator
+import re
 from collections.abc import Mapping
 from typing import Any, Union
 from urllib.parse import urlsplit
@@ -22,11 +26,14 @@ __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_READ_TIMEOUT",
+    "MAX_TIMEOUT",
     "ClientOptions",
     "Timeout",
     "TimeoutLike",
     "resolve_options",
     "validate_base_url",
+    "validate_count",
+    "validate_headers",
 ]
 
 DEFAULT_BASE_URL = "https://api.aligne.ai/v1"
@@ -36,12 +43,25 @@ DEFAULT_MAX_RETRIES = 2
 # Large enough for 2048 inputs x 3072 dimensions as float JSON (~130 MB), small enough that a
 # misbehaving server cannot make the client exhaust memory.
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+# Sockets and locks overflow a little above 9.2e9 s (int64 nanoseconds): a longer timeout
+# would fail inside the transport, so it is refused here. None is the way to wait without limit.
+MAX_TIMEOUT = 1e9
+
+# RFC 9110 5.1: a field name is a token; 5.5: a field value, here without obsolete 8-bit text.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
+_VISIBLE = re.compile(r"[\x21-\x7e]+\Z")
+
+
+def _is_bool(value: object) -> bool:
+    # numpy's bool is not a bool subclass, and its __index__ is deprecated: name it explicitly.
+    return isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")
 
 
 def _seconds(value: object, argument: str, *, allow_none: bool) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         expected = "a number of seconds or None" if allow_none else "a number of seconds"
         raise InvalidArgumentTypeError(argument, f"expected {expected}, got {type(value).__name__}")
     try:
@@ -51,6 +71,10 @@ def _seconds(value: object, argument: str, *, allow_none: bool) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidArgumentValueError(
             argument, f"must be a positive finite number, got {value!r}"
+        )
+    if seconds > MAX_TIMEOUT:
+        raise InvalidArgumentValueError(
+            argument, f"must be at most {MAX_TIMEOUT:g} seconds (None: no limit), got {value!r}"
         )
     return seconds
 
@@ -119,6 +143,10 @@ def validate_base_url(value: object, argument: str = "base_url") -> str:
     """Check that `value` is an absolute http(s) URL and return it without a trailing slash."""
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(argument, f"expected a str, got {type(value).__name__}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidArgumentValueError(argument, "must not contain control characters")
+    if any(c.isspace() for c in value):
+        raise InvalidArgumentValueError(argument, f"must not contain whitespace, got {value!r}")
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError for a malformed port
@@ -131,12 +159,36 @@ def validate_base_url(value: object, argument: str = "base_url") -> str:
     if parts.username is not None or parts.password is not None:
         # Credentials in the URL would leak into logs and error messages.
         raise InvalidArgumentValueError(argument, "must not contain a user name or password")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise InvalidArgumentValueError(argument, "must not contain control characters")
     if parts.query or parts.fragment or "?" in value or "#" in value:
         raise InvalidArgumentValueError(argument, "must not contain a query or fragment")
-    del port
+    if port == 0:
+        raise InvalidArgumentValueError(argument, f"port 0 cannot be connected to, got {value!r}")
+    problem = _host_problem(parts.hostname, bracketed="[" in parts.netloc)
+    if problem is not None:
+        raise InvalidArgumentValueError(argument, f"{problem}, got {value!r}")
     return value.rstrip("/")
+
+
+# A DNS name: dot-separated labels of letters, digits, "-" and "_" (RFC 1123 is stricter about
+# hyphens and underscores, but resolvers and container networks accept them).
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
+
+
+def _host_problem(host: str, *, bracketed: bool) -> str | None:
+    """Why ``host`` (as urlsplit gives it: lower case, no brackets) is no host, or None."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"the host {host!r} is not a valid IPv6 address"
+        return None
+    if not host.isascii():
+        return "the host must be ASCII: write an international name in its IDNA (xn--) form"
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+        return f"the host {host!r} is not a valid host name or IP address"
+    return None
 
 
 def _validate_api_key(value: object) -> str:
@@ -144,31 +196,69 @@ def _validate_api_key(value: object) -> str:
         raise InvalidArgumentTypeError("api_key", f"expected a str, got {type(value).__name__}")
     if not value.strip():
         raise InvalidArgumentValueError("api_key", "must not be empty")
-    if any(c in value for c in "\r\n\0"):
-        raise InvalidArgumentValueError("api_key", "must not contain line breaks or NUL")
+    # It travels in the Authorization header: visible ASCII only, so that both transports
+    # send the same bytes. The message gives the position, never the key or the character.
+    if not _VISIBLE.match(value):
+        position = next(i for i, c in enumerate(value) if not _VISIBLE.match(c))
+        raise InvalidArgumentValueError(
+            "api_key",
+            f"must be printable ASCII without spaces or line breaks "
+            f"(character {position} is not); check for quotes or spaces copied with it",
+        )
     return value
+
+
+def validate_count(value: object, argument: str, *, minimum: int) -> int:
+    """An int (numpy integers too, never a bool or a float) of at least ``minimum``."""
+    if _is_bool(value):
+        raise InvalidArgumentTypeError(argument, "expected an int, got bool")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidArgumentTypeError(
+            argument, f"expected an int, got {type(value).__name__}"
+        ) from None
+    if number < minimum:
+        raise InvalidArgumentValueError(argument, f"must be {minimum} or more, got {number}")
+    return number
 
 
 def _validate_max_retries(value: object, argument: str = "max_retries") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentTypeError(argument, f"expected an int, got {type(value).__name__}")
-    if value < 0:
-        raise InvalidArgumentValueError(argument, f"must be 0 or more, got {value}")
-    return value
+    return validate_count(value, argument, minimum=0)
 
 
 def validate_headers(value: object, argument: str) -> dict[str, str]:
-    """Check a user-supplied header mapping: str names and values, no line breaks."""
+    """Check a user-supplied header mapping: token names, and values HTTP carries as they are.
+
+    Values must be visible ASCII, spaces and tabs (RFC 9110 field values without the obsolete
+    8-bit text): urllib3 would send other text as Latin-1 and aiohttp as UTF-8, or fail. Errors
+    name the header, never its value (it may be a credential).
+    """
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidArgumentTypeError(argument, f"expected a mapping, got {type(value).__name__}")
     headers: dict[str, str] = {}
     for name, val in value.items():
-        if not isinstance(name, str) or not isinstance(val, str):
-            raise InvalidArgumentTypeError(argument, "header names and values must be str")
-        if any(c in name + val for c in "\r\n\0") or not name or ":" in name:
-            raise InvalidArgumentValueError(argument, f"invalid header {name!r}")
+        if not isinstance(name, str):
+            raise InvalidArgumentTypeError(
+                argument, f"header names must be str, got {type(name).__name__}"
+            )
+        if not _TOKEN.match(name):
+            raise InvalidArgumentValueError(
+                argument, f"invalid header name {name!r} (letters, digits and !#$%&'*+-.^_`|~)"
+            )
+        if not isinstance(val, str):
+            raise InvalidArgumentTypeError(
+                argument, f"the value of header {name!r} must be a str, got {type(val).__name__}"
+            )
+        if not _FIELD_VALUE.match(val):
+            position = next(i for i, c in enumerate(val) if not _FIELD_VALUE.match(c))
+            raise InvalidArgumentValueError(
+                argument,
+                f"the value of header {name!r} must be printable ASCII (character {position} "
+                "is not; line breaks and non-ASCII text cannot be sent as they are)",
+            )
         headers[name] = val
     return headers
 
@@ -178,13 +268,7 @@ def _validate_default_headers(value: object) -> dict[str, str]:
 
 
 def _validate_max_response_bytes(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentTypeError(
-            "max_response_bytes", f"expected an int, got {type(value).__name__}"
-        )
-    if value <= 0:
-        raise InvalidArgumentValueError("max_response_bytes", f"must be positive, got {value}")
-    return value
+    return validate_count(value, "max_response_bytes", minimum=1)
 
 
 def _redacted_key(api_key: str) -> str:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 
 from ._json import loads
+from .answer_contract import AnswerContract, check_answer
 from .converter import default_converter, fast_converter
 from .errors import APIResponseValidationError
+from .models import CreateEmbeddingResponse
 from .request import Request
 from .response import ResponseHead
 
-__all__ = ["parse_json", "parse_model", "structure"]
+__all__ = [
+    "EmbeddingsParser",
+    "contract_error",
+    "parse_embeddings",
+    "parse_json",
+    "parse_model",
+    "structure",
+]
 
 T = TypeVar("T")
 
@@ -59,6 +69,54 @@ def structure(
 def parse_model(head: ResponseHead, body: bytes, cls: type[T], request: Request | None = None) -> T:
     """Decode and structure a 2xx JSON body into ``cls``."""
     return structure(head, parse_json(head, body, request), cls, request)
+
+
+def contract_error(
+    head: ResponseHead, problem: str, request: Request | None = None, body: object = None
+) -> APIResponseValidationError:
+    """The error for a 2xx answer that breaks the API contract in the way ``problem`` says."""
+    return APIResponseValidationError(
+        f"the response does not match the API contract: {problem}",
+        status_code=head.status_code,
+        request_id=head.request_id,
+        body=body,
+        request=request,
+    )
+
+
+def parse_embeddings(
+    head: ResponseHead,
+    body: bytes,
+    request: Request | None = None,
+    contract: AnswerContract | None = None,
+) -> CreateEmbeddingResponse:
+    """Parse an embeddings answer and check it against the request's `AnswerContract`.
+
+    One embedding per input (indexes a permutation of the inputs), one number of dimensions
+    for all (``dimensions`` when asked), finite numbers only: anything else raises
+    `APIResponseValidationError`.
+    """
+    data = parse_json(head, body, request)
+    response = structure(head, data, CreateEmbeddingResponse, request)
+    problem = check_answer(
+        contract or AnswerContract(), ((e.index, len(e.embedding)) for e in response.data)
+    )
+    if problem is not None:
+        raise contract_error(head, problem, request, data)
+    return response
+
+
+@attrs.frozen
+class EmbeddingsParser:
+    """`parse_embeddings` bound to the contract of one request (an `Operation`'s parser)."""
+
+    contract: AnswerContract
+
+    def __call__(
+        self, head: ResponseHead, body: bytes, request: Request | None = None
+    ) -> CreateEmbeddingResponse:
+        """Parse and check ``body`` (see `parse_embeddings`)."""
+        return parse_embeddings(head, body, request, self.contract)
 
 
 def _describe(exc: Exception) -> str:

@@ -155,8 +155,11 @@ def join_url(base_url: str, path: str, query: Mapping[str, Any] | None = None) -
 
 
 def _query_value(value: Any) -> Any:
+    # Booleans as JSON spells them (not "True"), in a list of repeated parameters too.
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return [_query_value(item) for item in value]
     return value
 
 

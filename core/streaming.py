@@ -7,7 +7,12 @@ one `EmbeddingStreamDecoder`; all the protocol's rules live here:
 - ``event: done`` carries the model and usage, and ends the stream;
 - ``event: error`` raises the `APIStatusError` subclass for its ``status`` (or `APIError`);
 - unknown event types are ignored;
-- a stream that ends before ``done`` raises `APIConnectionError`: never a silent short result.
+- a stream that ends before ``done`` raises `APIConnectionError`: never a silent short result;
+- the answer must keep the contract of its request (see `answer_contract`): an item with an
+  index outside the inputs, a repeated index, an empty vector, a vector of another length than
+  the first (or than ``dimensions``) or holding anything but finite numbers raises
+  `APIResponseValidationError` as soon as it arrives; a ``done`` before every input got its
+  embedding raises it then.
 """
 
 from __future__ import annotations
@@ -16,18 +21,37 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._json import loads
+from .answer_contract import AnswerContract, AnswerTracker
 from .errors import APIConnectionError, APIError, APIResponseValidationError
 from .models import CreateEmbeddingResponse, Embedding, EmbeddingStreamDone
-from .parsing import structure
+from .parsing import contract_error, structure
 from .request import Request
 from .response import ResponseHead, make_status_error
 from .sse import ServerSentEvent, SSEDecoder
 
-__all__ = ["EmbeddingStreamDecoder", "assemble_response"]
+__all__ = ["EmbeddingStreamDecoder", "assemble_response", "contract_of"]
+
+
+def contract_of(request: Request | None) -> AnswerContract:
+    """The `AnswerContract` of a sent embeddings request, read from its JSON body.
+
+    Unknown parts (no request, no body, a body that is not the expected JSON) stay None: the
+    answer is then held to what it says of itself (indexes ``0..n-1``, one length).
+    """
+    if request is None or not request.body:
+        return AnswerContract()
+    try:
+        return AnswerContract.for_body(loads(request.body))
+    except (ValueError, TypeError, RecursionError):
+        return AnswerContract()
 
 
 class EmbeddingStreamDecoder:
-    """Incremental decoder for one ``stream=True`` embeddings response."""
+    """Incremental decoder for one ``stream=True`` embeddings response.
+
+    ``contract`` is what the answer must hold; by default it is read from ``request``'s body
+    (the request that was actually sent), so a driver need not pass it.
+    """
 
     def __init__(
         self,
@@ -35,11 +59,13 @@ class EmbeddingStreamDecoder:
         request: Request | None = None,
         *,
         max_line_bytes: int = 1 << 24,
+        contract: AnswerContract | None = None,
     ) -> None:
         self._head = head
         self._request = request
         # An event carries one vector: 16 MiB per line bounds memory far above any real item.
         self._sse = SSEDecoder(max_line_bytes=max_line_bytes, max_event_bytes=max_line_bytes)
+        self._tracker = AnswerTracker(contract_of(request) if contract is None else contract)
         self.done: EmbeddingStreamDone | None = None
         self.items_received = 0
 
@@ -91,11 +117,18 @@ class EmbeddingStreamDecoder:
 
     def _handle(self, event: ServerSentEvent) -> Embedding | None:
         if event.event == "embedding":
-            return structure(self._head, self._decode(event), Embedding, self._request)
+            data = self._decode(event)
+            item = structure(self._head, data, Embedding, self._request)
+            problem = self._tracker.add(item.index, len(item.embedding))
+            if problem is not None:
+                raise contract_error(self._head, problem, self._request, data)
+            return item
         if event.event == "done":
-            self.done = structure(
-                self._head, self._decode(event), EmbeddingStreamDone, self._request
-            )
+            done = structure(self._head, self._decode(event), EmbeddingStreamDone, self._request)
+            problem = self._tracker.finish()
+            if problem is not None:
+                raise contract_error(self._head, problem, self._request)
+            self.done = done
             return None
         if event.event == "error":
             raise self._error(event)

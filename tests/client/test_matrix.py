@@ -89,7 +89,7 @@ def test_rows_follow_the_index_even_when_the_answer_is_shuffled(call, server: Lo
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ([{"index": 0, "embedding": ONE}, {"index": 0, "embedding": ONE}], "indexes"),
+        ([{"index": 0, "embedding": ONE}, {"index": 0, "embedding": ONE}], "more than once"),
         ([{"index": 0, "embedding": ONE}, {"index": 1, "embedding": TWO}], "dimensions"),
         ([{"index": 0, "embedding": "AAAA"}], "3 bytes"),
         ([{"index": 0, "embedding": [0.5]}], "contract"),
@@ -106,6 +106,39 @@ def test_a_malformed_answer_is_a_validation_error(call, server: LocalServer, dat
     server.enqueue(Fault.status(200, body=json.dumps(body)))
     with pytest.raises(APIResponseValidationError, match=message):
         call(inputs=["a"] * len(data))
+
+
+NAN = base64.b64encode(array("f", [float("nan")]).tobytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "data", "dimensions", "message"),
+    [
+        (["a", "b"], [{"index": 0, "embedding": ONE}], None, "index 1 is missing"),
+        (["a"], [], None, "no embedding"),
+        (["a", "b"], [{"index": 0, "embedding": ONE}, {"index": 2, "embedding": ONE}], None,
+         "outside 0..1"),
+        (["a"], [{"index": -1, "embedding": ONE}], None, "index -1"),
+        (["a"], [{"index": 0, "embedding": ""}], None, "empty"),
+        (["a"], [{"index": 0, "embedding": TWO}], 3, "not 3"),
+        (["a"], [{"index": 0, "embedding": NAN}], None, "NaN"),
+    ],
+    ids=["one-for-two", "no-data", "index-too-high", "negative-index", "empty-vector",
+         "wrong-dimensions", "nan"],
+)  # fmt: skip
+def test_an_answer_that_breaks_the_request_contract_is_refused(  # type: ignore[no-untyped-def]
+    call, server: LocalServer, inputs, data, dimensions, message
+) -> None:
+    # Before the contract checks, one item for two inputs gave a (1, 1) matrix.
+    body = {
+        "object": "list",
+        "data": data,
+        "model": "m",
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    }
+    server.enqueue(Fault.status(200, body=json.dumps(body)))
+    with pytest.raises(APIResponseValidationError, match=message):
+        call(inputs=inputs, dimensions=dimensions)
 
 
 def test_bad_input_is_rejected_before_sending(call, server: LocalServer) -> None:  # type: ignore[no-untyped-def]

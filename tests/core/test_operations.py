@@ -147,7 +147,15 @@ def test_inputs_list_is_copied() -> None:
     assert op.body is not None and op.body["inputs"] == ["a", "b"]
 
 
-@given(st.dictionaries(st.text(max_size=6), st.integers() | st.text(max_size=4), max_size=3))
+@given(
+    st.dictionaries(
+        st.text(max_size=6).filter(
+            lambda k: k not in ("inputs", "model", "encoding_format", "dimensions", "stream")
+        ),
+        st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.text(max_size=4),
+        max_size=3,
+    )
+)
 def test_extra_body_is_merged(extra: dict[str, Any]) -> None:
     op = create_embeddings(inputs="hi", extra_body=extra)
     assert op.body == {"inputs": "hi", "encoding_format": "base64", **extra}
