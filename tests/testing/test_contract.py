@@ -420,6 +420,65 @@ def test_any_other_method_on_a_known_path_is_405_with_allow(
     assert elsewhere.status == 404
 
 
+RATE_LIMIT_HEADERS = {
+    f"x-ratelimit-{what}-{kind}"
+    for what in ("limit", "remaining", "reset")
+    for kind in ("requests", "tokens")
+}
+
+
+def test_rate_limited_server_answers_follow_the_contract() -> None:
+    """Limiter, token cap and their headers (issue #11), checked against the document."""
+    # A clock that never moves: nothing refills, so the second request is always refused.
+    with LocalServer(
+        api_key=KEY,
+        requests_per_minute=6,
+        tokens_per_minute=600,
+        max_request_tokens=50,
+        clock=lambda: 0.0,
+    ) as limited:
+        answers = [
+            (_http(limited, "POST", "/v1/embeddings", {"inputs": "a b"}), EMBED, 200),
+            (
+                _http(limited, "POST", "/v1/embeddings", {"inputs": " ".join(["w"] * 51)}),
+                EMBED,
+                400,
+            ),
+            (_http(limited, "POST", "/v1/embeddings", {"inputs": "a"}), EMBED, 429),
+            (_http(limited, "POST", "/v1/embeddings", {"inputs": "a", "stream": True}), EMBED, 429),
+            (_http(limited, "GET", "/v1/models"), LIST, 429),
+            (_http(limited, "GET", "/v1/models/x"), RETRIEVE, 429),
+            (_http(limited, "GET", "/v1/nowhere"), None, 404),
+            (_http(limited, "PUT", "/v1/models"), None, 405),
+            (_http(limited, "GET", "/v1/models", key=None), LIST, 401),
+        ]
+        for answer, operation, status in answers:
+            assert answer.status == status
+            [(_, payload)] = check_answer(answer, operation)
+            assert set(answer.headers) & RATE_LIMIT_HEADERS == RATE_LIMIT_HEADERS
+            documented = _response_object(operation, status)["headers"]
+            assert set(documented) >= RATE_LIMIT_HEADERS, status
+            if status == 429:
+                assert payload["error"]["code"] == "rate_limit_exceeded"
+                assert {"retry-after", "retry-after-ms"} <= set(answer.headers)
+        assert answers[1][0].headers["x-ratelimit-remaining-tokens"] == "98"  # not charged
+        assert json.loads(answers[1][0].body)["error"]["code"] == "request_too_large"
+
+
+def test_sse_schema_describes_each_event() -> None:
+    """OpenAPI 3.1 tools apply a text/event-stream `schema` to each parsed event."""
+    media = DOC["paths"]["/embeddings"]["post"]["responses"]["200"]["content"]["text/event-stream"]
+    alternatives = media["schema"]["oneOf"]
+    by_event = {
+        alt["properties"]["event"]["const"]: alt["properties"]["data"]["contentSchema"]
+        for alt in alternatives
+    }
+    assert by_event == media["x-sse-events"]
+    for alt in alternatives:
+        assert alt["properties"]["data"]["contentMediaType"] == "application/json"
+        assert alt["required"] == ["event", "data"]
+
+
 @pytest.mark.parametrize(
     "fault",
     [
