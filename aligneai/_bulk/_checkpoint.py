@@ -46,6 +46,7 @@ __all__ = [
     "Checkpoint",
     "checkpoint_path",
     "combine_digests",
+    "converting_path",
     "ids_path",
     "spill_path",
     "texts_digest",
@@ -99,8 +100,17 @@ def ids_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial.ids.jsonl")
 
 
+def converting_path(output: Path) -> Path:
+    """Where a ``.parquet``/``.jsonl`` output is written before it is renamed into place."""
+    return output.with_name(output.name + ".partial.tmp")
+
+
 def _temporary_files(output: Path) -> list[Path]:
-    files = [spill_path(output)]
+    files = [
+        spill_path(output),
+        converting_path(output),
+        checkpoint_path(output).with_name(checkpoint_path(output).name + ".tmp"),
+    ]
     if output.suffix.lower() != ".npy":
         files.append(ids_path(output))
     return files
@@ -194,7 +204,11 @@ class Checkpoint:
         self._runs: list[tuple[int, int, str]] = []
         for start, stop, digest in sorted(done):
             self.record(start, stop, digest)
-        # Resume verification: run start -> (rows seen so far, their digest)
+        # What the interrupted run wrote, as it was: `verify` checks the inputs against these
+        # (the ranges recorded from now on merge into `_runs`, not into this).
+        self._prior = list(self._runs)
+        self._prior_starts = list(self._starts)
+        # Resume verification: prior range start -> (rows seen so far, their digest)
         self._seen: dict[int, tuple[int, str]] = {}
 
     # -- opening ----------------------------------------------------------------------------
@@ -366,13 +380,15 @@ class Checkpoint:
     def verify(self, start: int, stop: int, digest: str) -> None:
         """Check the texts of done rows ``[start, stop)`` against the interrupted run's.
 
-        Feed every done range as the inputs are read again (any split, in order or not); when a
-        recorded range has been fed completely its digest is compared, and `BulkResumeError` says
-        which rows changed. Call `verify_end` once the inputs are exhausted.
+        Feed every range the interrupted run had done (`covers` was True when the run resumed)
+        as the inputs are read again, in any split and order; when such a range has been fed
+        completely its digest is compared, and `BulkResumeError` says which rows changed. Call
+        `verify_end` once the inputs are exhausted.
         """
-        run = self._run_at(start)
-        if run is None or run[1] < stop:
-            raise ValueError(f"rows [{start}, {stop}) are not one done range")
+        i = bisect.bisect_right(self._prior_starts, start) - 1
+        run = self._prior[i] if i >= 0 else None
+        if run is None or not (run[0] <= start < stop <= run[1]):
+            raise ValueError(f"rows [{start}, {stop}) are not within a range done before")
         seen, total = self._seen.get(run[0], (0, _format_digest(0)))
         seen += stop - start
         total = combine_digests(total, digest)
@@ -385,8 +401,8 @@ class Checkpoint:
             )
 
     def verify_end(self, count: int) -> None:
-        """The inputs ended after ``count`` texts: every done range must have been verified."""
-        for start, stop, _ in self._runs:
+        """The inputs ended after ``count`` texts: every range done before must be verified."""
+        for start, stop, _ in self._prior:
             if stop > count:
                 raise BulkResumeError(
                     f"the inputs end after {count} texts, but the interrupted run wrote rows up "
@@ -415,16 +431,23 @@ class Checkpoint:
         never a mix.
         """
         data = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        # One fixed name: a save killed half-way leaves it behind, the next save overwrites it
+        # and `complete` removes it.
+        tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         _fsync_folder(self.path.parent)
 
     def complete(self) -> None:

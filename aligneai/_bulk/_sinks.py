@@ -44,7 +44,7 @@ from aligneai.core.errors import (
     MissingDependencyError,
 )
 
-from ._checkpoint import ids_path, spill_path
+from ._checkpoint import converting_path, ids_path, spill_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -626,7 +626,7 @@ class _SpillSink:
         spill = np_.load(spill_path(self._path), mmap_mode="r") if count and width else None
         skip = set(_check_failed(count, failed))
         ids = self._ids.read() if with_ids else None
-        tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
+        tmp = converting_path(self._path)
         try:
             self._convert(tmp, spill, count, width, skip, ids)
             os.replace(tmp, self._path)
