@@ -1020,8 +1020,8 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
             f"{label}: lost + duplicated + misplaced rows",
             "rows",
             bad,
-            [("abs", "<=", 0)],
-            note=f"{check['lost']} / {check['duplicated']} / {check['misplaced']} of "
+            [("abs", "<=", 0)] if key == "create_many" else [],
+            note=f"{check['lost']:,} / {check['duplicated']:,} / {check['misplaced']:,} of "
             f"{check['rows']:,}",
         )
         row(f"{label}: wall time, {got['inputs']:,} inputs", "s", got["wall"])
