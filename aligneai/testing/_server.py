@@ -366,6 +366,10 @@ class _Handler(BaseHTTPRequestHandler):
         answers 405 (with ``Allow``) on a known path and 404 elsewhere, whatever the method
         (``TRACE``, ``CONNECT``, ``PROPFIND``...), so such methods get `_handle` too.
         """
+        # A new request on this connection: nothing of the previous one's decision carries over
+        # (not even to http.server's own error answers).
+        self._limit_headers = None
+        self._admitted = None
         if not super().parse_request():
             return False
         handler = "do_" + self.command
@@ -382,8 +386,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle_request(self) -> None:
         state = self.server.state
-        self._limit_headers = None
-        self._admitted = None
         state.count(requests=1)
         split = urlsplit(self.path)
         headers: dict[str, str] = {}

@@ -11,6 +11,7 @@ import http.client
 import json
 import math
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -323,3 +324,27 @@ def test_bad_settings_are_refused_naming_the_argument(
     with pytest.raises(error) as info:
         LocalServer(**kwargs)
     assert getattr(info.value, "argument", None) == argument
+
+
+def test_headers_of_one_request_never_carry_over_to_the_next_on_a_connection(
+    limited: LocalServer, clock: FakeClock
+) -> None:
+    body = b'{"inputs": "a"}'
+    first = (
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + KEY.encode()
+        + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", limited.port), timeout=10) as sock:
+        sock.sendall(first)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+        assert response.getheader("x-ratelimit-remaining-requests") == "0"
+        clock.advance(10.0)  # the request bucket is full again
+        sock.sendall(b"GET /v1/a b HTTP/1.1\r\nHost: x\r\n\r\n")  # http.server's own 400
+        second = http.client.HTTPResponse(sock)
+        second.begin()
+        assert second.status == 400
+        assert second.getheader("x-ratelimit-remaining-requests") == "1"
