@@ -12,13 +12,12 @@ alone exceeds ``max_input_tokens`` (the per-request token cap, when known) comes
 `Oversized` item rather than a batch: it is never sent.
 
 Resuming: ranges already done (from a checkpoint) are read but not batched; they come out as
-`Skipped` items carrying their texts, so the caller can check their `texts_digest` against the
-one recorded. Batches never straddle a done range.
+`Skipped` items carrying their texts, so the caller can check them against the digests the
+checkpoint recorded. Batches never straddle a done range.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Optional, Union
@@ -36,7 +35,6 @@ __all__ = [
     "Oversized",
     "Skipped",
     "estimate_tokens",
-    "texts_digest",
     "validate_text",
 ]
 
@@ -148,19 +146,6 @@ def validate_text(item: object, index: int) -> str:
             f"contains a lone surrogate at character {exc.start}, which has no UTF-8 encoding",
         ) from None
     return item
-
-
-def texts_digest(texts: Iterable[str]) -> str:
-    """A blake2b digest (32 hex characters) of a sequence of texts, order included.
-
-    Each text is length-prefixed, so ``["ab", "c"]`` and ``["a", "bc"]`` differ.
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def _check_ranges(done: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

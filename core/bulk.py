@@ -38,7 +38,6 @@ from .batching import (
     Oversized,
     Skipped,
     estimate_tokens,
-    texts_digest,
 )
 from .errors import (
     APIConnectionError,
@@ -57,7 +56,6 @@ __all__ = [
     "Decision",
     "Dispatch",
     "Finished",
-    "InputsChangedError",
     "NextAction",
     "RequestFailure",
     "RetryBatch",
@@ -65,7 +63,6 @@ __all__ = [
     "SkipBatch",
     "SplitBatch",
     "Wait",
-    "texts_digest",
     "validate_bulk_arguments",
 ]
 
@@ -77,19 +74,6 @@ DEFAULT_MAX_RATE_LIMITED = 50
 BACKOFF = RetryPolicy(initial_delay=0.5, max_delay=30.0, jitter=0.25)
 _FATAL_STATUSES = frozenset({401, 403, 404})
 _RETRYABLE_STATUSES = frozenset({408, 409})
-
-
-class InputsChangedError(InvalidArgumentValueError):
-    """Resuming with inputs that differ from those of the interrupted run (a `ValueError`)."""
-
-    def __init__(self, start: int, stop: int) -> None:
-        super().__init__(
-            "inputs",
-            f"inputs[{start}:{stop}] differ from those the interrupted run embedded; resume "
-            "needs the same inputs in the same order (or start a new output)",
-        )
-        self.start = start
-        self.stop = stop
 
 
 # -- actions -------------------------------------------------------------------------------
@@ -286,8 +270,9 @@ class Scheduler:
         batch_size, max_batch_tokens, max_concurrency, requests_per_minute,
             tokens_per_minute, on_error: as for ``create_many``. ``max_batch_tokens`` is also
             the per-request cap: an input estimated above it alone is never sent.
-        done: ``(start, stop, digest)`` ranges finished by an earlier run; their texts must
-            have that `texts_digest`, else `InputsChangedError`.
+        done: ``(start, stop)`` ranges finished by an earlier run: read, never sent.
+        on_resumed: called with ``(start, stop, texts)`` for each part of a done range as it is
+            read (the driver checks the texts against the checkpoint's digests; it may raise).
         max_window: the most inputs between the lowest unfinished one and the end of the last
             batch taken (None: ``batch_size * 2 * concurrency``, following the window).
         max_attempts, max_rate_limited: per-batch retry bounds.
@@ -305,7 +290,8 @@ class Scheduler:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         on_error: str = "raise",
-        done: Sequence[tuple[int, int, str]] = (),
+        done: Sequence[tuple[int, int]] = (),
+        on_resumed: Callable[[int, int, tuple[str, ...]], None] | None = None,
         max_window: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_rate_limited: int = DEFAULT_MAX_RATE_LIMITED,
@@ -318,13 +304,13 @@ class Scheduler:
             tokens_per_minute=tokens_per_minute,
             on_error=on_error,
         )
-        self._digests = {(start, stop): digest for start, stop, digest in done}
+        self._on_resumed = on_resumed
         self.batcher = Batcher(
             inputs,
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
             max_input_tokens=max_batch_tokens,
-            done=[(start, stop) for start, stop, _ in done],
+            done=done,
         )
         self.rate = RateController(
             requests_per_minute=requests_per_minute,
@@ -384,9 +370,8 @@ class Scheduler:
             if isinstance(item, Batch):
                 self._next_new = item
             elif isinstance(item, Skipped):
-                digest = self._digests.get((item.start, item.stop))
-                if digest is None or texts_digest(item.texts) != digest:
-                    raise InputsChangedError(item.start, item.stop)
+                if self._on_resumed is not None:
+                    self._on_resumed(item.start, item.stop, item.texts)
                 self.counters.resumed += len(item.texts)
             elif isinstance(item, Oversized):
                 error = InputTooLargeError(
@@ -403,8 +388,7 @@ class Scheduler:
         """What to do at ``now``: `Dispatch`, `Wait` or `Finished`.
 
         Raises an `InvalidArgumentError` naming ``inputs[i]`` for a bad input (or one too large
-        to send, with ``on_error="raise"``), and `InputsChangedError` when resuming with
-        other inputs.
+        to send, with ``on_error="raise"``), and whatever ``on_resumed`` raises.
         """
         if self._aborted:
             raise RuntimeError("the run was aborted")

@@ -4,13 +4,14 @@ No threads, no clock: every method takes ``now`` (monotonic seconds) from the dr
 
 The rule
 --------
-*Budgets.* Two token buckets, one counting requests and one counting tokens, each holding at
-most one minute's worth (``capacity = per-minute limit``) and refilling continuously at
-``limit / 60`` per second. They are seeded from ``requests_per_minute`` / ``tokens_per_minute``
-(the caller's own budgets, never exceeded) and, whenever a response carries them, from the
-server's ``x-ratelimit-limit-{requests,tokens}`` (the bucket follows the smaller of the two
-limits) and ``x-ratelimit-remaining-{requests,tokens}`` (the level drops to what the server says
-is left; it is never raised by a header, since answers arrive late and out of order). A request
+*Budgets.* Two token buckets, one counting requests and one counting tokens, refilling
+continuously at ``limit / 60`` per second. They are seeded from ``requests_per_minute`` /
+``tokens_per_minute`` (the caller's own budgets, never exceeded; a bucket holds one minute's
+worth) and, whenever an answer carries them, from the server's ``x-ratelimit-*`` headers: the
+rate follows the smaller of the budget and ``x-ratelimit-limit-{requests,tokens}``; the size
+follows the server's bucket, ``remaining + reset * limit / 60`` (``reset`` being the time until
+that bucket is full again); the level drops to ``x-ratelimit-remaining-*`` (it is never raised
+by a header, since answers arrive late and out of order). A request
 is sent only when both buckets hold its cost: 1 request and its estimated tokens (a request
 costlier than a full bucket waits for a full bucket). Its real token count (``usage``) replaces
 the estimate once the answer is in.
@@ -193,20 +194,12 @@ class TokenBucket:
         self.refill(now)
         self.level -= amount
 
-    def set_limit(self, limit: float, now: float) -> None:
-        """Follow a new per-minute limit, keeping the level within the new capacity."""
+    def set(self, capacity: float, rate: float, now: float) -> None:
+        """Follow a new size and refill rate, keeping the level within the new capacity."""
         self.refill(now)
-        self.capacity = limit
-        self.rate = limit / _MINUTE
-        self.level = min(self.level, limit)
-
-
-def _min_limit(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
+        self.capacity = capacity
+        self.rate = rate
+        self.level = min(self.level, capacity)
 
 
 class RateController:
@@ -229,8 +222,6 @@ class RateController:
     ) -> None:
         self._budget_requests = requests_per_minute
         self._budget_tokens = tokens_per_minute
-        self._server_requests: float | None = None
-        self._server_tokens: float | None = None
         self.requests: TokenBucket | None = (
             None
             if requests_per_minute is None
@@ -325,31 +316,49 @@ class RateController:
     def observe_headers(self, headers: Mapping[str, str], now: float) -> None:
         """Follow the server's ``x-ratelimit-*`` headers (from any answer, 429s included)."""
         info = parse_rate_limit_headers(headers)
-        if info.limit_requests is not None and info.limit_requests > 0:
-            self._server_requests = info.limit_requests
-            self.requests = self._follow(
-                self.requests, self._budget_requests, info.limit_requests, now
-            )
-        if info.limit_tokens is not None and info.limit_tokens > 0:
-            self._server_tokens = info.limit_tokens
-            self.tokens = self._follow(self.tokens, self._budget_tokens, info.limit_tokens, now)
-        if info.remaining_requests is not None and self.requests is not None:
-            self.requests.refill(now)
-            self.requests.level = min(self.requests.level, info.remaining_requests)
-        if info.remaining_tokens is not None and self.tokens is not None:
-            self.tokens.refill(now)
-            self.tokens.level = min(self.tokens.level, info.remaining_tokens)
+        self.requests = self._follow(
+            self.requests,
+            self._budget_requests,
+            info.limit_requests,
+            info.remaining_requests,
+            info.reset_requests,
+            now,
+        )
+        self.tokens = self._follow(
+            self.tokens,
+            self._budget_tokens,
+            info.limit_tokens,
+            info.remaining_tokens,
+            info.reset_tokens,
+            now,
+        )
 
     @staticmethod
     def _follow(
-        bucket: TokenBucket | None, budget: float | None, server: float, now: float
-    ) -> TokenBucket:
-        limit = _min_limit(budget, server)
-        assert limit is not None
-        if bucket is None:
-            return TokenBucket.per_minute(limit, now)
-        if bucket.capacity != limit:
-            bucket.set_limit(limit, now)
+        bucket: TokenBucket | None,
+        budget: float | None,
+        limit: float | None,
+        remaining: float | None,
+        reset: float | None,
+        now: float,
+    ) -> TokenBucket | None:
+        if limit is not None and limit > 0:
+            rate = limit / _MINUTE
+            capacity = limit
+            if remaining is not None and reset is not None:
+                # The reset is the time until the server's bucket is full again: that tells
+                # its size, which may be less than a minute's worth (a smaller burst).
+                capacity = min(limit, max(1.0, remaining + reset * rate))
+            if budget is not None:
+                rate = min(rate, budget / _MINUTE)
+                capacity = min(capacity, budget)
+            if bucket is None:
+                bucket = TokenBucket(capacity, rate, capacity, now)
+            else:
+                bucket.set(capacity, rate, now)
+        if bucket is not None and remaining is not None:
+            bucket.refill(now)
+            bucket.level = min(bucket.level, remaining)
         return bucket
 
     def on_success(

@@ -16,7 +16,6 @@ from aligneai.core.batching import (
     Oversized,
     Skipped,
     estimate_tokens,
-    texts_digest,
     validate_text,
 )
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
@@ -157,24 +156,6 @@ def test_estimate_is_the_rounded_up_product(chars: int, ratio: float) -> None:
     assert estimate >= 1
     assert estimate >= chars * ratio
     assert estimate < max(1.0, chars * ratio) + 1
-
-
-@given(st.lists(texts, max_size=10), st.lists(texts, max_size=10))
-def test_digest_tells_sequences_apart(a: list[str], b: list[str]) -> None:
-    assert (texts_digest(a) == texts_digest(b)) == (a == b)
-    assert len(texts_digest(a)) == 32
-    assert texts_digest(iter(a)) == texts_digest(a)
-
-
-def test_digest_is_blake2b_of_length_prefixed_utf8() -> None:
-    import hashlib
-
-    expected = hashlib.blake2b(digest_size=16)
-    for text in ["ab", "c"]:
-        data = text.encode()
-        expected.update(len(data).to_bytes(8, "little") + data)
-    assert texts_digest(["ab", "c"]) == expected.hexdigest()
-    assert texts_digest(["ab", "c"]) != texts_digest(["a", "bc"])
 
 
 def test_split_halves_a_batch() -> None:

@@ -250,3 +250,21 @@ def test_without_limits_a_429_teaches_the_pace() -> None:
     rate.on_success(sent_at=22, estimated_tokens=1, tokens=1, chars=4, pipe_full=False,
                     headers={"x-ratelimit-limit-tokens": "1000"}, now=23.0)  # fmt: skip
     assert rate.pace is None
+
+
+def test_the_bucket_size_follows_the_servers_reset() -> None:
+    # 60000 tokens a minute (1000 a second); 4000 left, full again in 6 s: a 10000 bucket.
+    rate = RateController(now=0.0)
+    rate.observe_headers(
+        {
+            "x-ratelimit-limit-tokens": "60000",
+            "x-ratelimit-remaining-tokens": "4000",
+            "x-ratelimit-reset-tokens": "6s",
+        },
+        0.0,
+    )
+    assert rate.tokens is not None
+    assert rate.tokens.rate == pytest.approx(1000)
+    assert rate.tokens.capacity == pytest.approx(10000)
+    assert rate.tokens.level == pytest.approx(4000)
+    assert rate.ready_at(9000, 0.0) == pytest.approx(5.0)
