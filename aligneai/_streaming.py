@@ -19,7 +19,7 @@ from aligneai.core.flow import FlowResult
 from aligneai.core.models import CreateEmbeddingResponse, Embedding, Usage
 from aligneai.core.request import Request
 from aligneai.core.streaming import EmbeddingStreamDecoder, assemble_response
-from aligneai.transports._guard import PASS_THROUGH, aclose_quietly, close_quietly, stray_failure
+from aligneai.transports._guard import aclose_quietly, close_quietly, stray_failure
 from aligneai.transports.base import AsyncResponse, SyncResponse
 
 __all__ = ["AsyncStream", "Stream"]
@@ -59,6 +59,18 @@ async def aclose_quietly_call(aclose: Any) -> None:
         pass
 
 
+# Raised by a transport's reader and meant for the caller as they are.
+_USER_FACING = (APIError, Warning)
+
+
+def _read_error(exc: Exception, request: Request | None) -> APIError:
+    """The `APIError` for a failure while reading a stream's body (a transport's or a stray)."""
+    failure = exc if isinstance(exc, TransportError) else stray_failure(exc, request)
+    error = to_api_error(failure, request)
+    error.__cause__ = failure
+    return error
+
+
 class _SyncHold:
     """The transport response of a `Stream`, released once (from any path)."""
 
@@ -85,21 +97,19 @@ def _read_sync(
             return
         chunks = iter(response.iter_bytes())
         while True:
+            error: APIError | None = None
             try:
                 chunk = next(chunks)
             except StopIteration:
                 break
-            except TransportError as failure:
-                if hold.closed:
-                    return  # the caller closed the stream meanwhile: the iteration ends
-                raise to_api_error(failure, request) from failure
-            except PASS_THROUGH:
+            except _USER_FACING:
                 raise
             except Exception as exc:
                 if hold.closed:
-                    return
-                stray = stray_failure(exc, request)
-                raise to_api_error(stray, request) from stray
+                    return  # the caller closed the stream meanwhile: the iteration ends
+                error = _read_error(exc, request)
+            if error is not None:
+                raise error  # outside the handler: the original is only chained as a cause
             yield from decoder.feed(chunk)
             if decoder.finished:
                 break
@@ -180,21 +190,19 @@ async def _read_async(
             return
         chunks = response.aiter_bytes().__aiter__()
         while True:
+            error: APIError | None = None
             try:
                 chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
-            except TransportError as failure:
-                if hold.closed:
-                    return
-                raise to_api_error(failure, request) from failure
-            except PASS_THROUGH:
+            except _USER_FACING:
                 raise
             except Exception as exc:
                 if hold.closed:
                     return
-                stray = stray_failure(exc, request)
-                raise to_api_error(stray, request) from stray
+                error = _read_error(exc, request)
+            if error is not None:
+                raise error
             for item in decoder.feed(chunk):
                 yield item
             if decoder.finished:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import socket
 import ssl
 import weakref
@@ -32,6 +33,21 @@ __all__ = ["AiohttpResponse", "AiohttpTransport"]
 
 _CHUNK_SIZE = 256 * 1024
 
+# aiohttp warns (ResourceWarning, an error under ``-W error``) when a bytes body is larger than
+# this, and advises a file-like object, which it writes in 64 KiB steps that let the event loop
+# run between them. Read from aiohttp, so that a change of its threshold is followed.
+_LARGEST_RAW_BODY: int = getattr(aiohttp.payload, "TOO_LARGE_BYTES_BODY", 2**20)
+
+
+def _body_data(body: bytes | None) -> bytes | io.BytesIO | None:
+    """The ``data`` argument for ``body``: bytes as they are, a large body in a fresh BytesIO.
+
+    A new BytesIO for every attempt: aiohttp reads it to the end (and closes it) when it sends.
+    """
+    if body is None or len(body) <= _LARGEST_RAW_BODY:
+        return body
+    return io.BytesIO(body)
+
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
     """Map an aiohttp failure to the core's connect (not sent) or read (maybe sent) kind."""
@@ -48,10 +64,11 @@ def _translate(exc: BaseException) -> ConnectError | ReadError:
 class AiohttpResponse:
     """An aiohttp response adapted to `AsyncResponse`."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_closed", "_response")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        self._closed = False
 
     @property
     def status_code(self) -> int:
@@ -65,6 +82,8 @@ class AiohttpResponse:
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the decoded body as it arrives; failures become `ReadError`/`ReadTimeout`."""
+        if self._closed:
+            raise ReadError("the response was closed before its body was read")
         try:
             async for chunk in self._response.content.iter_chunked(_CHUNK_SIZE):
                 yield chunk
@@ -72,7 +91,13 @@ class AiohttpResponse:
             raise _translate(exc) from exc
 
     async def aclose(self) -> None:
-        """Release the connection to the pool if the body was read, else close it."""
+        """Release the connection to the pool if the body was read, else discard it.
+
+        Idempotent. A connection left in the middle of a body is closed, never reused.
+        """
+        if self._closed:
+            return
+        self._closed = True
         response = self._response
         if response.content.is_eof():
             response.release()
@@ -212,7 +237,7 @@ class AiohttpTransport:
             response = await session.request(
                 request.method,
                 request.url,
-                data=request.body,
+                data=_body_data(request.body),
                 headers=dict(request.headers),
                 allow_redirects=False,
                 proxy=self._proxies.proxy_for(request.url),

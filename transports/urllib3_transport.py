@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
+from http.client import HTTPException
 from typing import Any
 
 import urllib3
@@ -69,11 +70,12 @@ def _translate(exc: BaseException) -> ConnectError | ReadError:
 class Urllib3Response:
     """A urllib3 response adapted to `SyncResponse`."""
 
-    __slots__ = ("_incremental", "_response")
+    __slots__ = ("_closed", "_incremental", "_response")
 
     def __init__(self, response: urllib3.BaseHTTPResponse, *, incremental: bool = False) -> None:
         self._response = response
         self._incremental = incremental
+        self._closed = False
 
     @property
     def status_code(self) -> int:
@@ -87,6 +89,9 @@ class Urllib3Response:
 
     def iter_bytes(self) -> Iterator[bytes]:
         """Yield the decoded body in chunks; failures become `ReadError`/`ReadTimeout`."""
+        if self._closed:
+            # urllib3 would fail with an AttributeError on its released file object.
+            raise ReadError("the response was closed before its body was read")
         response = self._response
         try:
             if self._incremental and not response.chunked and hasattr(response, "read1"):
@@ -96,18 +101,23 @@ class Urllib3Response:
                     yield data
             else:
                 yield from response.stream(_CHUNK_SIZE)
-        except (HTTPError, OSError) as exc:
+        except (HTTPError, HTTPException, OSError) as exc:
             raise _translate(exc) from exc
 
     def close(self) -> None:
-        """Return the connection to the pool when the body was read fully, else drop it."""
+        """Return the connection to the pool when the body was read fully, else discard it.
+
+        Idempotent. A connection left in the middle of a body can never carry another request:
+        its socket is closed (not drained: the rest may be long, or never come), and urllib3
+        gets back only the emptied connection object, which opens a new socket when next used.
+        """
+        if self._closed:
+            return
+        self._closed = True
         response = self._response
-        if response.closed:
-            response.release_conn()
-        else:
-            # Unread body: the connection cannot be reused, close it rather than drain it.
-            response.close()
-            response.release_conn()
+        if not response.closed:
+            response.close()  # closes the socket too
+        response.release_conn()
 
 
 # A Retry that never retries (the core decides), made once instead of on every call.
@@ -243,7 +253,7 @@ class Urllib3Transport:
                 response = pool.urlopen(request.method, target, assert_same_host=False, **options)
             else:
                 response = self._pool(proxy).urlopen(request.method, request.url, **options)
-        except (HTTPError, OSError) as exc:
+        except (HTTPError, HTTPException, OSError) as exc:
             raise _translate(exc) from exc
         return Urllib3Response(response, incremental=request.stream)
 

@@ -4,6 +4,7 @@ and keepalive. Every server runs on 127.0.0.1; each test runs its own ``asyncio.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import sys
@@ -16,7 +17,9 @@ from typing import Any, Callable
 import pytest
 import trustme
 from pytest_httpserver import HTTPServer
+from werkzeug.wrappers import Response as WsgiResponse
 
+from aligneai import AsyncAligneAI
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.options import Timeout
 from aligneai.core.request import Request
@@ -398,3 +401,81 @@ def test_connections_have_tcp_keepalive() -> None:
         run(use)
     finally:
         server.close()
+
+
+# -- large request bodies --------------------------------------------------------------------------
+
+
+def post(url: str, body: bytes) -> Request:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    return Request("POST", url, headers, body, timeout=Timeout(2.0, 10.0))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [2**20, 2**20 + 1, 3 * 2**20 + 7],
+    ids=["1MiB", "1MiB+1", "3MiB+7"],
+)
+def test_a_large_body_is_sent_whole_without_a_warning(server: HTTPServer, size: int) -> None:
+    # aiohttp warns (ResourceWarning) about raw bytes over 1 MiB; under `-W error`, as here,
+    # that warning used to fail the call before anything was sent.
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    received: list[tuple[bytes, str | None, str | None]] = []
+
+    def handler(request: Any) -> Any:
+        received.append(
+            (request.get_data(), request.headers.get("Content-Length"), request.content_type)
+        )
+        return WsgiResponse(b"{}", content_type="application/json")
+
+    server.expect_request("/v1/embeddings", method="POST").respond_with_handler(handler)
+
+    async def use(transport: AiohttpTransport) -> int:
+        response = await transport.send(post(server.url_for("/v1/embeddings"), body))
+        await read_all(response)
+        return response.status_code
+
+    assert run(use) == 200
+    assert len(received) == 1
+    data, length, content_type = received[0]
+    assert data == body
+    assert length == str(size)
+    assert content_type == "application/json"
+
+
+def test_a_large_body_goes_out_again_on_a_retry(server: HTTPServer) -> None:
+    # 2048 texts of 600 characters (the case): over 1 MiB of JSON. The first answer is a
+    # 503, so the body is sent a second time and must arrive whole again.
+    inputs = [f"{i:04d}" + "a" * 596 for i in range(2048)]
+    bodies: list[bytes] = []
+
+    def handler(request: Any) -> Any:
+        bodies.append(request.get_data())
+        if len(bodies) == 1:
+            return WsgiResponse(
+                b'{"error": {"message": "busy"}}',
+                status=503,
+                headers={"retry-after-ms": "1"},
+                content_type="application/json",
+            )
+        data = [{"object": "embedding", "index": i, "embedding": [1.0]} for i in range(2048)]
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": "m",
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
+        return WsgiResponse(json.dumps(payload), content_type="application/json")
+
+    server.expect_request("/v1/embeddings", method="POST").respond_with_handler(handler)
+
+    async def main() -> int:
+        async with AsyncAligneAI(api_key="k", base_url=server.url_for("/v1")) as client:
+            response = await client.embeddings.create(inputs=inputs)
+            return len(response.data)
+
+    assert asyncio.run(main()) == 2048
+    assert len(bodies) == 2
+    assert bodies[0] == bodies[1]
+    assert len(bodies[0]) > 2**20
+    assert json.loads(bodies[0])["inputs"] == inputs

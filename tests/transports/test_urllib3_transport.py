@@ -12,10 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
+from aligneai import AligneAI, APIConnectionError
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.options import Timeout
 from aligneai.core.request import Request
@@ -365,3 +367,107 @@ def test_connections_have_tcp_keepalive() -> None:
         read_all(response)
         transport.close()
         stop_http_server(httpd, thread)
+
+
+# -- connection reuse and release ------------------------------------------------------------------
+
+
+class _PortsAnswer(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive: ``/small`` whole, ``/big`` chunked with all but its first chunk held
+    back until ``server.gate`` is set. Records ``(path, client port)`` of every request."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 10.0  # bounds an idle keep-alive connection's thread
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, self.client_address[1]))  # type: ignore[attr-defined]
+        if self.path != "/big":
+            body = b'{"object": "list", "data": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self.wfile.write(b"5\r\nfirst\r\n")
+            self.wfile.flush()
+            self.server.gate.wait(5.0)  # type: ignore[attr-defined]
+            for _ in range(10):
+                self.wfile.write(b"4\r\nmore\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client discarded the connection
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def ports_server() -> Iterator[tuple[str, Any]]:
+    httpd, thread = start_http_server(_PortsAnswer)
+    httpd.gate = threading.Event()  # type: ignore[attr-defined]
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd
+    finally:
+        httpd.gate.set()  # type: ignore[attr-defined]
+        stop_http_server(httpd, thread)
+
+
+def test_a_half_read_response_is_discarded_a_whole_one_reused(
+    ports_server: tuple[str, Any],
+) -> None:
+    url, httpd = ports_server
+    transport = Urllib3Transport()
+    try:
+        assert read_all(transport.send(get(url + "/small"))) == b'{"object": "list", "data": []}'
+        read_all(transport.send(get(url + "/small")))
+        big = transport.send(attrs.evolve(get(url + "/big"), stream=True))
+        assert next(iter(big.iter_bytes())) == b"first"
+        big.close()
+        big.close()  # idempotent
+        httpd.gate.set()
+        read_all(transport.send(get(url + "/small")))
+        with pytest.raises(ReadError, match="closed"):
+            list(big.iter_bytes())
+    finally:
+        transport.close()
+
+    paths = [path for path, _ in httpd.seen]
+    ports = [port for _, port in httpd.seen]
+    assert paths == ["/small", "/small", "/big", "/small"]
+    assert ports[0] == ports[1] == ports[2]  # a connection read to the end is reused
+    assert ports[3] != ports[2]  # the half-read one is not
+
+
+def test_a_pooled_connection_whose_socket_died_is_replaced(
+    ports_server: tuple[str, Any],
+) -> None:
+    # The state a garbage-collected half-read stream used to leave in the pool: a connection
+    # whose socket object was finalised (fd -1) but not detached. urllib3 then raises a raw
+    # ValueError when it checks the connection; the client retries on a fresh one.
+    url, _ = ports_server
+    sleeps: list[float] = []
+    client = AligneAI(api_key="k", base_url=url + "/v1", max_retries=1, _sleep=sleeps.append)
+    transport: Any = client._transport
+    try:
+        client.models.list()
+        pool = next(iter(transport._host_pools.values()))
+        (connection,) = [c for c in pool.pool.queue if c is not None]
+        connection.sock.close()  # the socket dies, the connection still points at it
+
+        assert client.models.list().data == []
+        assert len(sleeps) == 1  # one retry, after the stray failure
+
+        (connection,) = [c for c in pool.pool.queue if c is not None]
+        connection.sock.close()
+        with pytest.raises(APIConnectionError) as info:
+            client.with_options(max_retries=0).models.list()
+        assert type(info.value) is APIConnectionError
+        assert "ValueError" in str(info.value)
+    finally:
+        client.close()
