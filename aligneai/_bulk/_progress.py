@@ -16,6 +16,7 @@ The driver sends a `ProgressEvent` after every completed batch (and one at the e
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 import time
 from typing import IO, Any, Callable, Optional, Protocol, Union
@@ -146,7 +147,9 @@ def format_progress(event: ProgressEvent, *, rate: float | None = None) -> str:
         parts.append(f"{rate:,.0f} texts/s")
     timing = _clock_text(event.elapsed)
     if rate and event.total is not None and event.total > event.done:
-        timing += f", {_clock_text((event.total - event.done) / rate)} left"
+        left = (event.total - event.done) / rate
+        if math.isfinite(left):  # a rate near zero has no useful estimate
+            timing += f", {_clock_text(left)} left"
     parts.append(timing)
     parts.append(f"{event.tokens:,} tokens")
     requests = f"{event.requests:,} requests"
@@ -163,7 +166,7 @@ def format_progress(event: ProgressEvent, *, rate: float | None = None) -> str:
 
 
 def _clock_text(seconds: float) -> str:
-    whole = int(max(0.0, seconds))
+    whole = int(max(0.0, seconds)) if math.isfinite(seconds) else 0
     return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 

@@ -33,7 +33,7 @@ import importlib
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -493,7 +493,7 @@ class _IdsFile:
                 "ids", f"{self.count} ids were given for {count} inputs; give one id per input"
             )
 
-    def read(self) -> Iterator[str]:
+    def read(self) -> Generator[str, None, None]:
         with open(self.path, encoding="utf-8") as reader:
             for line in reader:
                 yield json.loads(line)
@@ -621,24 +621,26 @@ class _SpillSink:
         self._ids.close()
         self._rows.finish(count, failed)
         self._rows.close()
-        np_ = _numpy()
         width = self._rows.dimensions or 0
-        spill = np_.load(spill_path(self._path), mmap_mode="r") if count and width else None
         skip = set(_check_failed(count, failed))
-        ids = self._ids.read() if with_ids else None
         tmp = converting_path(self._path)
-        try:
-            self._convert(tmp, spill, count, width, skip, ids)
-            os.replace(tmp, self._path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        finally:
-            del spill
+        # Plain reads, not a memmap: mapped pages would count in the RSS, up to the whole spill.
+        with io.FileIO(spill_path(self._path), "r") as spill:
+            ids = self._ids.read() if with_ids else None
+            try:
+                self._convert(tmp, self._chunks(spill, count, width, skip, ids), width, ids)
+                os.replace(tmp, self._path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                raise
+            finally:
+                if ids is not None:
+                    ids.close()
 
+    @staticmethod
     def _chunks(
-        self, spill: Any, count: int, width: int, skip: set[int], ids: Iterator[str] | None
+        spill: io.FileIO, count: int, width: int, skip: set[int], ids: Iterator[str] | None
     ) -> Iterator[tuple[Any, Any, list[str] | None]]:
         """(indexes, rows, ids) of at most CONVERT_CHUNK_BYTES of rows, failed rows left out."""
         np_ = _numpy()
@@ -646,12 +648,20 @@ class _SpillSink:
         for begin in range(0, count, step):
             end = min(count, begin + step)
             index = np_.arange(begin, end, dtype=np_.int64)
-            rows = np_.asarray(spill[begin:end]) if spill is not None else None
+            rows = np_.empty((end - begin, width), dtype="<f4")
+            if width:
+                spill.seek(NPY_HEADER_BYTES + begin * 4 * width)
+                view = memoryview(rows).cast("B")
+                while view:
+                    got = spill.readinto(view)
+                    if not got:
+                        raise ValueError(f"{spill.name!r} ends before row {end}")
+                    view = view[got:]
             chunk_ids = [next(ids) for _ in range(end - begin)] if ids is not None else None
             if skip:
                 keep = [i - begin for i in range(begin, end) if i not in skip]
                 index = index[keep]
-                rows = rows[keep] if rows is not None else None
+                rows = rows[keep]
                 if chunk_ids is not None:
                     chunk_ids = [chunk_ids[k] for k in keep]
             yield index, rows, chunk_ids
@@ -659,11 +669,9 @@ class _SpillSink:
     def _convert(
         self,
         tmp: Path,
-        spill: Any,
-        count: int,
+        chunks: Iterator[tuple[Any, Any, list[str] | None]],
         width: int,
-        skip: set[int],
-        ids: Iterator[str] | None,
+        ids: object,
     ) -> None:
         raise NotImplementedError
 
@@ -683,11 +691,9 @@ class ParquetSink(_SpillSink):
     def _convert(
         self,
         tmp: Path,
-        spill: Any,
-        count: int,
+        chunks: Iterator[tuple[Any, Any, list[str] | None]],
         width: int,
-        skip: set[int],
-        ids: Iterator[str] | None,
+        ids: object,
     ) -> None:
         pa, pq = _pyarrow()
         fields = [pa.field("index", pa.int64(), nullable=False)]
@@ -695,15 +701,16 @@ class ParquetSink(_SpillSink):
             fields.append(pa.field("id", pa.string()))
         fields.append(pa.field("embedding", pa.list_(pa.float32(), width)))
         schema = pa.schema(fields)
-        np_ = _numpy()
-        with pq.ParquetWriter(str(tmp), schema) as writer:
+        with_ids = ids is not None
+        # No dictionary encoding: embeddings and ids are (nearly) all distinct values.
+        with pq.ParquetWriter(str(tmp), schema, use_dictionary=False) as writer:
             wrote = False
-            for index, rows, chunk_ids in self._chunks(spill, count, width, skip, ids):
+            for index, rows, chunk_ids in chunks:
                 if not len(index):
                     continue
-                flat = rows.reshape(-1) if rows is not None else np_.zeros(0, np_.float32)
+                flat = rows.reshape(-1)
                 columns = [pa.array(index, type=pa.int64())]
-                if chunk_ids is not None:
+                if with_ids:
                     columns.append(pa.array(chunk_ids, type=pa.string()))
                 columns.append(pa.FixedSizeListArray.from_arrays(pa.array(flat), width))
                 writer.write_table(pa.Table.from_arrays(columns, schema=schema))
@@ -720,20 +727,18 @@ class JsonlSink(_SpillSink):
     def _convert(
         self,
         tmp: Path,
-        spill: Any,
-        count: int,
+        chunks: Iterator[tuple[Any, Any, list[str] | None]],
         width: int,
-        skip: set[int],
-        ids: Iterator[str] | None,
+        ids: object,
     ) -> None:
         with open(tmp, "wb", buffering=1 << 20) as out:
-            for index, rows, chunk_ids in self._chunks(spill, count, width, skip, ids):
-                values = rows.tolist() if rows is not None else [[]] * len(index)
+            for index, rows, chunk_ids in chunks:
                 for k, i in enumerate(index.tolist()):
                     item: dict[str, Any] = {"index": i}
                     if chunk_ids is not None:
                         item["id"] = chunk_ids[k]
-                    item["embedding"] = values[k]
+                    # One row of Python floats at a time: a chunk of them would be ~8x its size.
+                    item["embedding"] = rows[k].tolist()
                     # orjson when installed (same values, ~25x faster on long rows)
                     out.write(dumps(item))
                     out.write(b"\n")
