@@ -21,11 +21,13 @@ from aligneai import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
+    APITimeoutError,
     AuthenticationError,
     BadRequestError,
     CreateEmbeddingResponse,
     Embedding,
     InternalServerError,
+    InvalidArgumentTypeError,
     RateLimitError,
     Usage,
 )
@@ -136,9 +138,12 @@ def test_get_final_response_after_iterating_raises(api, server, wire):
     stream = api.client.embeddings.create(inputs=["a", "b", "c"], stream=True)
     next(iter(stream))
 
-    with pytest.raises(APIError):
+    with pytest.raises(APIError) as info:
         stream.get_final_response()
     stream.close()
+
+    assert type(info.value) is APIError  # a usage error: no subclass (status, connection) fits
+    assert "before iterating" in str(info.value)
 
 
 def test_model_and_usage_are_set_after_done(api, server, wire):
@@ -301,6 +306,7 @@ def test_error_event_without_a_status(api, server, wire):
     with pytest.raises(APIError) as info:
         list(stream)
 
+    assert type(info.value) is APIError  # no status to choose an APIStatusError subclass by
     assert info.value.message == "mystery"
 
 
@@ -493,38 +499,71 @@ def test_stream_after_exhausting_retries(api, server, wire):
 
 
 def test_bad_stream_argument(api, server):
-    with pytest.raises(APIError) as info:
+    with pytest.raises(InvalidArgumentTypeError) as info:
         api.client.embeddings.create(inputs="a", stream="yes")
 
+    assert type(info.value) is InvalidArgumentTypeError
     assert isinstance(info.value, TypeError)
-    assert "stream" in str(info.value)
+    assert info.value.argument == "stream"
     assert server.count == 0
 
 
 # -- timing ----------------------------------------------------------------------------------
 
 
+# The read timeout of the two tests below. Real time is the point here: the margins hold on a
+# loaded machine (the pauses are a tenth of it; the failing pause is held until the client gave up).
+READ_TIMEOUT = 0.5
+
+
 def test_slow_stream_within_the_read_timeout(api, server, wire):
-    # Six pauses of 0.06 s: the whole stream outlasts the 0.25 s read timeout, but no single
-    # wait for data does, so it must complete (the read timeout is per read, not per body).
+    # Fourteen pauses of 0.05 s: the whole stream outlasts the read timeout (0.7 s > 0.5 s), but
+    # no single wait for data comes near it (0.45 s to spare each), so it must complete: the
+    # read timeout limits each read, not the whole body.
+    pause, pauses = 0.05, 14
     items = [wire.sse_embedding(i, wire.VECTORS[i]) for i in range(3)]
-    parts = [items[0], ": keep-alive\n\n", items[1], ": keep-alive\n\n", items[2], wire.sse_done()]
+    parts = [items[0], *[": keep-alive\n\n"] * (pauses - 4), items[1], items[2], wire.sse_done()]
+    assert len(parts) == pauses and pause * pauses > READ_TIMEOUT
 
     def slow():
         for part in parts:
-            time.sleep(0.06)
+            time.sleep(pause)
             yield part.encode()
 
     server.reply("/embeddings", lambda _request: wire.sse_response(slow()))
-    client = api.make(timeout=0.25, max_retries=0)
+    client = api.make(timeout=READ_TIMEOUT, max_retries=0)
 
     started = time.monotonic()
     received = list(client.embeddings.create(inputs=["a", "b", "c"], stream=True))
     elapsed = time.monotonic() - started
 
     assert [item.index for item in received] == [0, 1, 2]
-    assert 0.3 < elapsed < 2.0
+    assert elapsed > READ_TIMEOUT  # sleeps never end early, so this holds however loaded
     assert api.sleeps == []
+
+
+def test_a_pause_longer_than_the_read_timeout_fails_the_stream(api, server, wire):
+    # The counterpart: the same timeout does fire on one long pause. The server holds the rest
+    # back until the client has given up (bounded at 2 s), so no race decides the outcome.
+    gate = threading.Event()
+    body = _gated(wire.sse_embedding(0, wire.VECTORS[0]), wire.sse_body(), gate)
+    server.reply("/embeddings", lambda _request: wire.sse_response(body()))
+    client = api.make(timeout=READ_TIMEOUT, max_retries=0)
+
+    received = []
+    try:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError) as info:
+            for item in client.embeddings.create(inputs=["a", "b", "c"], stream=True):
+                received.append(item.index)
+        elapsed = time.monotonic() - started
+    finally:
+        gate.set()
+
+    assert type(info.value) is APITimeoutError
+    assert received == [0]
+    assert elapsed >= READ_TIMEOUT * 0.9  # not before the timeout (loop clocks are coarse)
+    assert server.count == 1  # a stream that started is never retried
 
 
 def test_items_are_handed_out_as_they_arrive(api, server, wire):
