@@ -378,6 +378,9 @@ class _RowFile:
         self.dimensions = dimensions
         self._what = what
         self.high = 0
+        # Whether the file holds a header: the first write puts one there, whether the width
+        # was learned from it or known at open (without it, resume could not read the file).
+        self._headed = False
         reopen = resume and path.exists()
         # Unbuffered: every write is one system call, in the OS when it returns (kill -9 safe)
         handle = io.FileIO(path, "r+" if reopen else "w+")
@@ -401,6 +404,7 @@ class _RowFile:
                 f"{str(self.path)!r} holds {width}-dimensional rows, not {dimensions}",
             )
         self.dimensions = width
+        self._headed = True
         size = os.fstat(handle.fileno()).st_size
         self.high = max(0, (size - NPY_HEADER_BYTES) // (4 * width))
 
@@ -416,9 +420,10 @@ class _RowFile:
 
     def write(self, start: int, matrix: Any) -> None:
         rows, width = _check_rows(start, matrix, self.dimensions, self._what)
-        if self.dimensions is None:
-            self.dimensions = width
+        self.dimensions = width
+        if not self._headed:
             self._pwrite(0, _npy_header(0, width))
+            self._headed = True
         self._pwrite(NPY_HEADER_BYTES + start * 4 * width, rows)
         self.high = max(self.high, start + len(rows))
 

@@ -471,3 +471,22 @@ def test_memory_does_not_grow_with_the_corpus(
     if fmt == "parquet":
         assert pool.max_memory() < corpus_bytes / 4, pool.max_memory()
     assert os.path.getsize(tmp_path / f"large.{fmt}") > 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("resume_dimensions", [None, 4])
+def test_resume_when_the_width_was_given_up_front(
+    tmp_path: Path, fmt: str, resume_dimensions: int | None
+) -> None:
+    # The width known at open (the dimensions argument, or a checkpoint's) must still put the
+    # header in the file: otherwise a killed run leaves a partial file resume refuses.
+    path = tmp_path / f"v.{fmt}"
+    first = open_sink(path, resume=False, dimensions=4)
+    first.write(3, rows_for(3, 5, 4))
+    first.close()
+    second = open_sink(path, resume=True, dimensions=resume_dimensions)
+    assert second.dimensions == 4
+    second.write(0, rows_for(0, 3, 4))
+    second.finish(5)
+    _, _, matrix = read_back(path)
+    np.testing.assert_array_equal(matrix, rows_for(0, 5, 4))
