@@ -5,16 +5,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from .errors import MissingDependencyError
+
 __all__ = ["require_numpy"]
 
 
 @cache
 def require_numpy() -> Any:
-    """Return the numpy module, or raise an ImportError that says how to install it."""
+    """Return numpy, or raise `MissingDependencyError` (an `ImportError`) naming the extra."""
     try:
         import numpy
-    except ImportError:
-        raise ImportError(
+    except ImportError as exc:
+        raise MissingDependencyError(
             'numpy is needed for this feature: pip install "aligneai[numpy]"'
-        ) from None
+        ) from exc
     return numpy
