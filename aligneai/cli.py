@@ -18,6 +18,7 @@ import contextlib
 import errno
 import io
 import json
+import math
 import os
 import sys
 import traceback
@@ -65,6 +66,26 @@ def _port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0-65535 (0: any free port), got {port}")
     return port
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value!r}")
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,6 +136,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any)")
     serve.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks")
+    rehearsal = serve.add_argument_group(
+        "bulk rehearsal", "limits and latency like a production server's (default: none)"
+    )
+    rehearsal.add_argument(
+        "--rpm", type=_positive_int, metavar="N", help="requests per minute (429 beyond)"
+    )
+    rehearsal.add_argument(
+        "--tpm", type=_positive_int, metavar="N", help="tokens per minute (429 beyond)"
+    )
+    rehearsal.add_argument(
+        "--max-request-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="most tokens in one request (400 request_too_large beyond)",
+    )
+    rehearsal.add_argument(
+        "--latency", type=_seconds, default=0.0, metavar="S", help="seconds added to each request"
+    )
+    rehearsal.add_argument(
+        "--latency-per-input",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="seconds added per input text of an embeddings request",
+    )
     return parser
 
 
@@ -330,7 +376,17 @@ def _serve(args: argparse.Namespace, stdout: TextIO | None) -> None:
             "--api-key", "must not be empty (omit it to accept any key)"
         )
     try:
-        serve(args.host, args.port, api_key=args.api_key, out=stdout or io.StringIO())
+        serve(
+            args.host,
+            args.port,
+            api_key=args.api_key,
+            out=stdout or io.StringIO(),
+            requests_per_minute=args.rpm,
+            tokens_per_minute=args.tpm,
+            max_request_tokens=args.max_request_tokens,
+            latency=args.latency,
+            latency_per_input=args.latency_per_input,
+        )
     except BrokenPipeError:
         raise  # stdout went away: the console entry point ends quietly
     except OSError as exc:  # bind failures: in use, not permitted, unresolvable, not local
@@ -414,6 +470,14 @@ _OPTION_OF = {
     "dimensions": "--dimensions",
     "model": "--model",
     "inputs": "TEXT",
+    "requests_per_minute": "--rpm",
+    "tokens_per_minute": "--tpm",
+    "max_request_tokens": "--max-request-tokens",
+    "latency": "--latency",
+    "latency_per_input": "--latency-per-input",
+    "max_concurrency": "--max-concurrency",
+    "output": "--output",
+    "resume": "--resume",
 }
 _ENVIRONMENT_OF = {"api_key": "ALIGNEAI_API_KEY", "base_url": "ALIGNEAI_BASE_URL"}
 
