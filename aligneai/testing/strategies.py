@@ -42,6 +42,7 @@ from aligneai.core.models import (
 )
 from aligneai.testing import _contract
 from aligneai.testing._embedder import to_base64
+from aligneai.testing._ratelimit import format_reset, retry_after_headers
 
 __all__ = [
     "SSEStream",
@@ -55,6 +56,7 @@ __all__ = [
     "inputs",
     "model_lists",
     "models",
+    "rate_limit_headers",
     "sse_streams",
     "texts",
     "to_wire",
@@ -685,3 +687,44 @@ def sse_streams(
         varied_framing,
         error,
     )
+
+
+# -- rate-limit headers -----------------------------------------------------------------------
+
+
+@st.composite
+def _rate_limit_headers(
+    draw: st.DrawFn, requests: bool | None, tokens: bool | None, retry: bool
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for kind, present in (("requests", requests), ("tokens", tokens)):
+        if present is None:
+            present = draw(_BOOLEANS)
+        if not present:
+            continue
+        limit = draw(st.integers(1, 10**9))
+        headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+        headers[f"x-ratelimit-remaining-{kind}"] = str(draw(st.integers(0, limit)))
+        reset = draw(st.floats(0.0, 3600.0, allow_nan=False, allow_infinity=False))
+        headers[f"x-ratelimit-reset-{kind}"] = format_reset(reset)
+    if retry:
+        wait = draw(st.floats(0.001, 120.0, allow_nan=False, allow_infinity=False))
+        headers.update(retry_after_headers(wait))
+    return headers
+
+
+def rate_limit_headers(
+    *, requests: bool | None = None, tokens: bool | None = None, retry: bool = False
+) -> st.SearchStrategy[dict[str, str]]:
+    """The ``x-ratelimit-*`` headers an answer may carry, as the contract documents them.
+
+    For each budget (``requests``, ``tokens``): ``True`` always includes its three headers
+    (``limit``, ``remaining`` <= ``limit``, ``reset`` such as ``"120ms"`` or ``"1.5s"``),
+    ``False`` never, None either. ``retry=True`` adds a 429's ``retry-after`` (whole seconds,
+    rounded up) and ``retry-after-ms``::
+
+        @given(rate_limit_headers(tokens=True, retry=True))
+        def test_my_limiter_reads_headers(headers):
+            ...
+    """
+    return _rate_limit_headers(requests, tokens, retry)

@@ -42,6 +42,7 @@ from aligneai.core.models import (
 )
 from aligneai.core.operations import MAX_INPUTS, EncodingFormat, create_embeddings
 from aligneai.core.response import ResponseHead, make_status_error
+from aligneai.core.retry import parse_retry_after
 from aligneai.core.sse import SSEDecoder
 from aligneai.core.streaming import EmbeddingStreamDecoder
 from aligneai.testing import Fault, LocalServer, _contract
@@ -463,6 +464,38 @@ def test_rate_limited_server_answers_follow_the_contract() -> None:
                 assert {"retry-after", "retry-after-ms"} <= set(answer.headers)
         assert answers[1][0].headers["x-ratelimit-remaining-tokens"] == "98"  # not charged
         assert json.loads(answers[1][0].body)["error"]["code"] == "request_too_large"
+
+
+@QUICK
+@given(
+    data=st.data(),
+    requests=st.sampled_from([True, False, None]),
+    tokens=st.sampled_from([True, False, None]),
+    retry=st.booleans(),
+)
+def test_rate_limit_headers_strategy(
+    data: st.DataObject, requests: bool | None, tokens: bool | None, retry: bool
+) -> None:
+    headers = data.draw(ast.rate_limit_headers(requests=requests, tokens=tokens, retry=retry))
+    documented = _response_object(EMBED, 429)["headers"]
+    for name, value in headers.items():
+        Draft202012Validator(_resolve(documented[name]["$ref"])["schema"]).validate(value)
+    for kind, wanted in (("requests", requests), ("tokens", tokens)):
+        names = {name for name in RATE_LIMIT_HEADERS if name.endswith("-" + kind)}
+        present = names & set(headers)
+        assert present in (set(), names)
+        if wanted is not None:
+            assert bool(present) is wanted
+        if present:
+            limit = int(headers[f"x-ratelimit-limit-{kind}"])
+            assert 0 <= int(headers[f"x-ratelimit-remaining-{kind}"]) <= limit
+    if retry:
+        wait = parse_retry_after(headers, now=0.0)
+        assert wait is not None
+        assert wait == int(headers["retry-after-ms"]) / 1000
+        assert int(headers["retry-after"]) == math.ceil(wait)
+    else:
+        assert "retry-after" not in headers
 
 
 def test_sse_schema_describes_each_event() -> None:
