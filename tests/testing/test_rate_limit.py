@@ -162,6 +162,27 @@ def test_admitted_never_exceed_burst_plus_refill_and_waiting_always_admits(
         assert admitted <= burst + rate * now + cost + 1e-6
 
 
+@settings(deadline=None, max_examples=50)
+@given(
+    per_minute=st.integers(1, 10_000),
+    costs=st.lists(st.integers(1, 400), min_size=1, max_size=200),
+)
+def test_a_greedy_client_gets_the_whole_budget(per_minute: int, costs: list[int]) -> None:
+    """A client that always sends again as soon as `retry_after` allows is never held below the
+    budget: by any admission at time t, at least rate x t units were admitted (the limiter
+    wastes nothing while a client waits), and never more than burst + rate x t + the last cost."""
+    limiter = RateLimiter(None, per_minute, now=0.0)
+    burst, rate = max(per_minute / 6, 1.0), per_minute / 60
+    now, admitted = 0.0, 0
+    for cost in costs:
+        decision = limiter.decide(cost, now)
+        if not decision.admitted:
+            now += decision.retry_after
+            assert limiter.decide(cost, now).admitted
+        admitted += cost
+        assert rate * now - 1e-6 <= admitted <= burst + rate * now + cost + 1e-6
+
+
 # -- the server -------------------------------------------------------------------------------
 
 
