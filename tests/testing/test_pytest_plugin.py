@@ -78,6 +78,8 @@ def test_leaves_faults_behind(aligneai_server):
 def test_starts_clean(aligneai_server):
     assert aligneai_server.pending_faults == 0
     assert aligneai_server.requests == []
+    # The counters too (ServerStats), though earlier tests sent requests.
+    assert aligneai_server.stats.requests == 0 and aligneai_server.stats.accepted == 0
     assert call(aligneai_server.url + "/models")[0] == 200
     PORTS.append(aligneai_server.port)
 
