@@ -80,9 +80,22 @@ class _SyncHold:
         self.response: SyncResponse | None = response
         self.closed = False
 
-    def release(self) -> None:
+    def release(self, *, ended: bool = False) -> None:
+        """Close the response; ``ended``: after the ``done`` event (the body is about over)."""
         response, self.response = self.response, None
-        if response is not None:
+        if response is None:
+            return
+        # Our urllib3 transport can then read the rest of the body (its chunked terminator),
+        # so that the connection is reused rather than discarded.
+        close_after_end = getattr(response, "close_after_end", None) if ended else None
+        if close_after_end is None:
+            close_quietly(response)
+            return
+        try:
+            close_after_end()
+        except Warning:
+            raise
+        except Exception:  # the connection is dropped either way
             close_quietly(response)
 
 
@@ -91,6 +104,7 @@ def _read_sync(
 ) -> Generator[Embedding, None, None]:
     """Feed the response's chunks to ``decoder``; yield the items; release at the end."""
     chunks: Iterator[bytes] | None = None
+    ended = False
     try:
         response = hold.response
         if response is None:
@@ -112,18 +126,23 @@ def _read_sync(
                 raise error  # outside the handler: the original is only chained as a cause
             yield from decoder.feed(chunk)
             if decoder.finished:
+                ended = True
                 break
         if not hold.closed:
             decoder.close()
     finally:
-        # Close the transport's reader before its response (a generator left suspended would
-        # otherwise be finalised later, wherever the garbage collector happens to run).
+        # Close the transport's reader too (a generator left suspended would otherwise be
+        # finalised later, wherever the garbage collector happens to run). After `done`, only
+        # once the response is released: closing a reader mid-body may drop the connection
+        # (urllib3's does) that the release can still keep for reuse.
+        close = getattr(chunks, "close", None)
         try:
-            close = getattr(chunks, "close", None)
-            if close is not None:
+            if close is not None and not ended:
                 close_quietly_call(close)
         finally:
-            hold.release()
+            hold.release(ended=ended)
+            if close is not None and ended:
+                close_quietly_call(close)
 
 
 class _AsyncHold:

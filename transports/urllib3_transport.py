@@ -51,6 +51,11 @@ __all__ = [
 # Large reads keep the per-chunk overhead negligible on multi-megabyte answers.
 _CHUNK_SIZE = 256 * 1024
 
+# After a stream's last event: how long, and how many bytes, to read what is left of the body
+# (normally the 5-byte chunked terminator, already here) to keep the connection for reuse.
+_FINISH_WAIT = 0.1
+_FINISH_BYTES = 64 * 1024
+
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
     """Map a urllib3/socket failure to the core's connect (not sent) or read (maybe sent) kind."""
@@ -103,6 +108,36 @@ class Urllib3Response:
                 yield from response.stream(_CHUNK_SIZE)
         except (HTTPError, HTTPException, OSError) as exc:
             raise _translate(exc) from exc
+
+    def close_after_end(self) -> None:
+        """Close once the caller has seen the end of the content (a stream's ``done`` event).
+
+        What remains of the body is then only its framing (the chunked terminator), which a
+        server sends with the last event: read it if it is there at once, so that the
+        connection goes back to the pool instead of being discarded. A server that keeps the
+        body open, or keeps sending, costs at most `_FINISH_WAIT` before the connection is
+        discarded as `close` does.
+        """
+        response = self._response
+        # A body without chunks or a length ends when the server closes: no reuse either way.
+        framed = response.chunked or getattr(response, "length_remaining", None) is not None
+        connection = getattr(response, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if not self._closed and not response.closed and framed and sock is not None:
+            timeout = sock.gettimeout()
+            try:
+                sock.settimeout(_FINISH_WAIT)
+                left = _FINISH_BYTES
+                for chunk in response.stream(_FINISH_BYTES):
+                    left -= len(chunk)
+                    if left < 0:
+                        break
+            except Exception:  # anything but a clean end: `close` discards the connection
+                pass
+            finally:
+                if getattr(connection, "sock", None) is sock:  # still open: as it was
+                    sock.settimeout(timeout)
+        self.close()
 
     def close(self) -> None:
         """Return the connection to the pool when the body was read fully, else discard it.

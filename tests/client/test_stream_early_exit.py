@@ -17,6 +17,7 @@ import asyncio
 import gc
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -73,6 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         server.log.append(("stream", port))
         gate = threading.Event()
+        if not server.hold_back:
+            gate.set()
         server.gates.append(gate)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -83,8 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
             gate.wait(5.0)  # bounded: released by the test, or at teardown
             for index in range(1, count):
                 self._chunk(_item(index))
-            self._chunk(_DONE)
-            self.wfile.write(b"0\r\n\r\n")
+            if request.get("model") == "hold-the-end":  # the last event, but not the body's end
+                self._chunk(_DONE)
+                server.end_gate.wait(5.0)
+                self.wfile.write(b"0\r\n\r\n")
+            else:  # the last event and the body's end together, as servers send them
+                self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(_DONE), _DONE))
         except OSError:  # the client discarded the connection, as it should
             self.close_connection = True
 
@@ -107,11 +114,14 @@ class GatedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.log: list[tuple[str, int]] = []
         self.gates: list[threading.Event] = []
+        self.end_gate = threading.Event()
+        self.hold_back = True  # False: streams are sent whole at once
         self.base_url = f"http://127.0.0.1:{self.server_address[1]}/v1"
 
     def release_all(self) -> None:
         for gate in self.gates:
             gate.set()
+        self.end_gate.set()
 
 
 @pytest.fixture
@@ -205,6 +215,39 @@ def test_leaving_a_stream_early_discards_its_connection(api, gated, exit_kind):
         assert plain_port != stream_port  # the half-read connection was not reused
         if round_ > 0:
             assert stream_port == ports[2 * round_ - 1]  # a healthy connection was reused
+
+
+def test_a_stream_read_to_its_end_leaves_its_connection_for_reuse(api, gated):
+    # The server ends the body right after the `done` event: the connection goes back to the
+    # pool (the sync client used to discard it, the chunked terminator being still unread).
+    client = api.make(base_url=gated.base_url, max_retries=0)
+    gated.hold_back = False
+    for _ in range(3):
+        assert len(list(_new_stream(client))) == N_ITEMS
+        assert len(client.embeddings.create(inputs=["y"]).data) == 1
+
+    assert [kind for kind, _ in gated.log] == ["stream", "plain"] * 3
+    assert len({port for _, port in gated.log}) == 1
+
+
+def test_a_body_left_open_after_done_does_not_hold_the_stream(api, gated):
+    # A server that sends `done` but never ends the body: the stream still ends at `done` (at
+    # once, not after the 5 s read timeout), and that connection is not reused.
+    client = api.make(base_url=gated.base_url, max_retries=0, timeout=5.0)
+    gated.hold_back = False  # only the end of the body is held back
+    try:
+        started = time.monotonic()
+        stream = client.embeddings.create(inputs=["x"] * 3, model="hold-the-end", stream=True)
+        items = list(stream)
+        elapsed = time.monotonic() - started
+        assert [item.index for item in items] == [0, 1, 2]
+        assert stream.model == "m"
+        assert elapsed < 2.5  # the wait for the body's end is 0.1 s; the read timeout is 5 s
+    finally:
+        gated.end_gate.set()
+    assert len(client.embeddings.create(inputs=["y"]).data) == 1
+    ports = [port for _, port in gated.log]
+    assert ports[1] != ports[0]
 
 
 def test_the_reported_repro_thirty_returns_each_followed_by_a_call(api, gated):
