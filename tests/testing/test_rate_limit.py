@@ -28,6 +28,7 @@ from aligneai.core.errors import (
     InvalidArgumentValueError,
     RateLimitError,
 )
+from aligneai.core.ratecontrol import parse_duration, parse_rate_limit_headers
 from aligneai.testing import Fault, LocalServer, ServerStats, count_tokens
 from aligneai.testing._ratelimit import RateLimiter, TokenBucket, format_reset
 
@@ -369,3 +370,24 @@ def test_headers_of_one_request_never_carry_over_to_the_next_on_a_connection(
         second.begin()
         assert second.status == 400
         assert second.getheader("x-ratelimit-remaining-requests") == "1"
+
+
+@settings(deadline=None, max_examples=200)
+@given(seconds=st.floats(0.0, 10**6, allow_nan=False, allow_infinity=False))
+def test_the_clients_rate_control_reads_the_reset_format(seconds: float) -> None:
+    """The bulk client's parser (core) reads back what the server writes, to the millisecond."""
+    parsed = parse_duration(format_reset(seconds))
+    assert parsed is not None
+    assert seconds - 1e-9 <= parsed <= seconds + 0.001 + 1e-9  # rounded up, never earlier
+
+
+def test_the_clients_rate_control_reads_the_server_headers(
+    limited: LocalServer, clock: FakeClock
+) -> None:
+    _post(limited, {"inputs": "one two three"})
+    clock.advance(0.05)
+    info = parse_rate_limit_headers(_post(limited, {"inputs": "x"}).headers)  # a 429
+    assert (info.limit_requests, info.remaining_requests) == (6, 0)
+    assert info.reset_requests == pytest.approx(9.95)
+    assert (info.limit_tokens, info.remaining_tokens) == (600, 97)
+    assert info.reset_tokens == pytest.approx(0.3 - 0.05)
