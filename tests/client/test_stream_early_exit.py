@@ -554,3 +554,100 @@ def test_a_warning_raised_as_an_error_is_not_disguised(kind):
 
     with pytest.raises(ResourceWarning):
         _run_with(kind, {"send_error": ResourceWarning("large body")}, call)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_credential_quoted_by_a_stray_exception_is_masked(kind):
+    # http.client quotes a header value it rejects; the API key must not reach the message,
+    # nor ride along as the chained cause.
+    key = "sk-secret-key-12345"
+    failure = ValueError(f"Invalid header value b'Bearer {key}\\n'")
+
+    def call(client: Any) -> Any:
+        return client.embeddings.create(inputs="a")
+
+    settings = {"api_key": key, "base_url": "http://127.0.0.1:9/v1", "max_retries": 0}
+    with pytest.raises(APIConnectionError) as info:
+        if kind == "sync":
+            call(aligneai.AligneAI(transport=_SyncStray(send_error=failure), **settings))
+        else:
+
+            async def main() -> Any:
+                transport = _AsyncStray(send_error=failure)
+                return await call(aligneai.AsyncAligneAI(transport=transport, **settings))
+
+            asyncio.run(main())
+
+    chain = []
+    error: BaseException | None = info.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert failure not in chain
+    assert all(key not in str(error) for error in chain)
+    assert "Invalid header value" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_interrupt_while_reading_releases_the_stream(wire, kind):
+    # KeyboardInterrupt (sync) / cancellation (async) is not turned into an APIError, and the
+    # response is still closed on the way out.
+    interrupt: BaseException = KeyboardInterrupt() if kind == "sync" else asyncio.CancelledError()
+    chunks = [wire.sse_embedding(0, [1.0]).encode(), interrupt]
+    seen: list[int] = []
+
+    def call_sync(client: Any) -> None:
+        for item in client.embeddings.create(inputs=["a", "b"], stream=True):
+            seen.append(item.index)
+
+    async def call_async(client: Any) -> None:
+        async for item in await client.embeddings.create(inputs=["a", "b"], stream=True):
+            seen.append(item.index)
+
+    if kind == "sync":
+        transport: Any = _SyncStray(chunks=chunks)
+        client: Any = aligneai.AligneAI(
+            api_key="k", base_url="http://127.0.0.1:9/v1", transport=transport
+        )
+        with pytest.raises(KeyboardInterrupt):
+            call_sync(client)
+    else:
+        transport = _AsyncStray(chunks=chunks)
+
+        async def main() -> None:
+            client = aligneai.AsyncAligneAI(
+                api_key="k", base_url="http://127.0.0.1:9/v1", transport=transport
+            )
+            await call_async(client)
+
+        with pytest.raises(asyncio.CancelledError):
+            asyncio.run(main())
+
+    assert seen == [0]
+    assert transport.responses[0].closed == 1
+
+
+def test_an_async_stream_cancelled_mid_read_discards_its_connection(gated):
+    # The consumer is cancelled while it waits for an item the server holds back.
+    async def main() -> int:
+        async with aligneai.AsyncAligneAI(
+            api_key="k", base_url=gated.base_url, max_retries=0
+        ) as client:
+            stream = await client.embeddings.create(inputs=["x"] * 3, stream=True)
+
+            async def consume() -> None:
+                async for _item in stream:
+                    pass
+
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(consume(), 0.2)
+            assert stream._response is None  # released on the way out
+            gated.release_all()
+            response = await client.embeddings.create(inputs=["y"])
+            return len(response.data)
+
+    assert asyncio.run(main()) == 1
+    gc.collect()
+    ports = [port for _, port in gated.log]
+    assert [kind for kind, _ in gated.log] == ["stream", "plain"]
+    assert ports[1] != ports[0]
