@@ -81,7 +81,8 @@ class SSEDecoder:
         self._state = _State.OPEN
         # Bytes of the current, unfinished line. Invariant between calls: it holds no CR or LF,
         # so a new chunk only needs scanning from its own start (no re-scan of old bytes), and
-        # its length is at most max_line_bytes.
+        # its length is at most max(max_line_bytes, 2): before the first line, up to two bytes
+        # of a possible BOM are held until the third tells whether it is one.
         self._buf = bytearray()
         # Nothing but (a prefix of) a BOM has been seen yet: a BOM is only skipped there.
         self._at_start = True
