@@ -10,8 +10,9 @@ from typing import Any, Callable, TypeVar
 from aligneai.core.errors import InvalidArgumentTypeError
 from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
+from aligneai.transports._guard import aclose_quietly
 from aligneai.transports.async_driver import run_async
-from aligneai.transports.base import AsyncResponse, AsyncTransport
+from aligneai.transports.base import AsyncTransport
 
 from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
 from ._raw_response import RawResponse
@@ -99,8 +100,11 @@ class AsyncAligneAI(BaseClient):
         from ._streaming import AsyncStream
 
         result, response = await self._send(operation, call_options)
-        assert isinstance(response, AsyncResponse)
-        return AsyncStream(result, response)
+        try:
+            return AsyncStream(result, response)
+        except BaseException:  # the stream never took the response over: release it here
+            await aclose_quietly(response)
+            raise
 
     # -- lifecycle --------------------------------------------------------------------------
 

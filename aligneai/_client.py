@@ -9,7 +9,8 @@ from typing import Any, Callable, TypeVar
 
 from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
-from aligneai.transports.base import SyncResponse, SyncTransport
+from aligneai.transports._guard import close_quietly
+from aligneai.transports.base import SyncTransport
 from aligneai.transports.sync_driver import run_sync
 
 from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
@@ -107,8 +108,11 @@ class AligneAI(BaseClient):
         from ._streaming import Stream
 
         result, response = self._send(operation, call_options)
-        assert isinstance(response, SyncResponse)
-        return Stream(result, response)
+        try:
+            return Stream(result, response)
+        except BaseException:  # the stream never took the response over: release it here
+            close_quietly(response)
+            raise
 
     # -- lifecycle --------------------------------------------------------------------------
 
