@@ -258,6 +258,7 @@ class _InFlight:
     batch: Batch
     sent_at: float
     estimated_tokens: int
+    sequence: int  # dispatch order
 
 
 class Scheduler:
@@ -418,7 +419,9 @@ class Scheduler:
             self._next_new = None
         else:
             self._retry = [item for item in self._retry if item[1] is not candidate]
-        self._in_flight[candidate.start] = _InFlight(candidate, now, estimated)
+        self._in_flight[candidate.start] = _InFlight(
+            candidate, now, estimated, self.counters.requests
+        )
         if len(self._in_flight) >= self.rate.concurrency:
             self._last_full = now
         self.rate.on_dispatch(estimated, now)
@@ -437,6 +440,7 @@ class Scheduler:
     ) -> None:
         """``batch`` was embedded; ``tokens`` is the answer's ``usage`` (None: not reported)."""
         flight = self._landed(batch)
+        later = [f for f in self._in_flight.values() if f.sequence > flight.sequence]
         self.rate.on_success(
             sent_at=flight.sent_at,
             estimated_tokens=flight.estimated_tokens,
@@ -446,6 +450,8 @@ class Scheduler:
             # The window limited sending at some point while this request was out.
             pipe_full=self._last_full >= flight.sent_at,
             now=now,
+            later_requests=len(later),
+            later_tokens=sum(f.estimated_tokens for f in later),
         )
         self.counters.embedded += len(batch)
         if tokens is not None:

@@ -10,20 +10,21 @@ continuously at ``limit / 60`` per second. They are seeded from ``requests_per_m
 worth) and, whenever an answer carries them, from the server's ``x-ratelimit-*`` headers: the
 rate follows the smaller of the budget and ``x-ratelimit-limit-{requests,tokens}``; the size
 follows the server's bucket, ``remaining + reset * limit / 60`` (``reset`` being the time until
-that bucket is full again); the level drops to ``x-ratelimit-remaining-*`` (it is never raised
-by a header, since answers arrive late and out of order). A request
-is sent only when both buckets hold its cost: 1 request and its estimated tokens (a request
-costlier than a full bucket waits for a full bucket). Its real token count (``usage``) replaces
-the estimate once the answer is in.
+that bucket is full again); the level drops to ``x-ratelimit-remaining-*`` minus what was sent
+after the answered request and is still in flight (a header never raises it: answers arrive
+late and out of order). A request is sent only when both buckets hold its cost: 1 request and
+its estimated tokens (a request costlier than a full bucket waits for a full bucket). Its real
+token count (``usage``) replaces the estimate once the answer is in.
 
 *Concurrency (AIMD).* The number of requests in flight is limited by a window that starts at
-`INITIAL_CONCURRENCY`. When a request succeeds while the pipe was full (as many in flight as the
-window allows) and calm (no shared hold, and it was sent after the last decrease), the window
-grows: by 1 per success below the slow-start threshold (doubling per round trip, like TCP slow
-start), by ``1 / window`` per success above it (about 1 per round trip). On a 429 the window is
-multiplied by `DECREASE_FACTOR` (at least 1) and the threshold set to the result, at most once
-per round trip (a 429 for a request sent before the last decrease does not decrease it again).
-It never exceeds `MAX_ADAPTIVE_CONCURRENCY`, or ``max_concurrency`` when that is given.
+`INITIAL_CONCURRENCY`. When a request succeeds while the pipe was full (the window limited
+sending at some point while it was out) and calm (no shared hold, and it was sent after the last
+decrease), the window grows: by 1 per success below the slow-start threshold (doubling per round
+trip, like TCP slow start), by ``1 / window`` per success above it (about 1 per round trip). On
+a 429 the window is multiplied by `DECREASE_FACTOR` (at least 1) and the threshold set to the
+result, at most once per round trip (a 429 for a request sent before the last decrease does not
+decrease it again). It never exceeds `MAX_ADAPTIVE_CONCURRENCY`, or ``max_concurrency`` when
+that is given.
 
 *One shared hold on 429.* A 429 stops every dispatch until its ``retry-after`` (or
 ``retry-after-ms``) has passed, for all workers at once. Without one, the hold lasts the
@@ -313,8 +314,19 @@ class RateController:
 
     # -- what came back -------------------------------------------------------------------
 
-    def observe_headers(self, headers: Mapping[str, str], now: float) -> None:
-        """Follow the server's ``x-ratelimit-*`` headers (from any answer, 429s included)."""
+    def observe_headers(
+        self,
+        headers: Mapping[str, str],
+        now: float,
+        *,
+        later_requests: int = 0,
+        later_tokens: int = 0,
+    ) -> None:
+        """Follow the server's ``x-ratelimit-*`` headers (from any answer, 429s included).
+
+        ``later_requests`` / ``later_tokens``: what was sent after the answered request and is
+        still in flight; the server may not have counted it in its ``remaining`` yet.
+        """
         info = parse_rate_limit_headers(headers)
         self.requests = self._follow(
             self.requests,
@@ -322,6 +334,7 @@ class RateController:
             info.limit_requests,
             info.remaining_requests,
             info.reset_requests,
+            later_requests,
             now,
         )
         self.tokens = self._follow(
@@ -330,6 +343,7 @@ class RateController:
             info.limit_tokens,
             info.remaining_tokens,
             info.reset_tokens,
+            later_tokens,
             now,
         )
 
@@ -340,6 +354,7 @@ class RateController:
         limit: float | None,
         remaining: float | None,
         reset: float | None,
+        later: float,
         now: float,
     ) -> TokenBucket | None:
         if limit is not None and limit > 0:
@@ -358,7 +373,7 @@ class RateController:
                 bucket.set(capacity, rate, now)
         if bucket is not None and remaining is not None:
             bucket.refill(now)
-            bucket.level = min(bucket.level, remaining)
+            bucket.level = min(bucket.level, remaining - later)
         return bucket
 
     def on_success(
@@ -371,10 +386,13 @@ class RateController:
         headers: Mapping[str, str],
         pipe_full: bool,
         now: float,
+        later_requests: int = 0,
+        later_tokens: int = 0,
     ) -> None:
         """A request sent at ``sent_at`` succeeded; ``tokens`` is its ``usage`` (None: unknown).
 
-        ``pipe_full`` tells whether as many requests as the window allows were in flight.
+        ``pipe_full`` tells whether the window limited sending while it was out;
+        ``later_requests`` / ``later_tokens`` as for `observe_headers`.
         """
         if tokens is not None and tokens > 0 and chars > 0:
             self._chars += chars
@@ -382,7 +400,7 @@ class RateController:
             if self.tokens is not None:
                 self.tokens.refill(now)
                 self.tokens.level -= tokens - estimated_tokens
-        self.observe_headers(headers, now)
+        self.observe_headers(headers, now, later_requests=later_requests, later_tokens=later_tokens)
         self.rate_limited_in_a_row = 0
         if tokens is not None:
             self._accepted.append((now, tokens))

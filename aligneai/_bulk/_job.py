@@ -1,0 +1,443 @@
+"""What the sync and async bulk drivers share: argument checks, the job around the scheduler.
+
+A job owns the core `Scheduler` and everything that is not I/O on the network: the sink and
+the checkpoint (``create_many``) or the reorder buffer (``iter_many``), and progress. A driver
+asks it what to do, sends batches, and hands each answer back; it never decides anything itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from aligneai.core.batching import Batch
+from aligneai.core.bulk import (
+    Abort,
+    NextAction,
+    RequestFailure,
+    Scheduler,
+    validate_bulk_arguments,
+)
+from aligneai.core.errors import (
+    APIConnectionError,
+    APIStatusError,
+    InvalidArgumentTypeError,
+    InvalidArgumentValueError,
+    MissingDependencyError,
+)
+from aligneai.core.matrix import EmbeddingMatrix
+from aligneai.core.models import Usage
+from aligneai.core.operations import CallOptions, Operation, create_embedding_matrix
+
+from ._result import BulkResult, EmbeddedChunk
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ._checkpoint import Checkpoint
+    from ._progress import Reporter
+    from ._sinks import Sink
+
+__all__ = [
+    "CALL_OPTIONS",
+    "CreateManyJob",
+    "IterManyJob",
+    "Job",
+    "require_numpy",
+    "validate_arguments",
+]
+
+#: Each request is tried once: the scheduler owns retries (and the shared 429 hold).
+CALL_OPTIONS = CallOptions(max_retries=0)
+#: Ids are handed to the sink in groups of this many (in input order).
+_IDS_FLUSH = 1024
+
+
+def require_numpy() -> Any:
+    """numpy, or `MissingDependencyError` naming the extra."""
+    try:
+        import numpy
+    except ImportError:
+        raise MissingDependencyError(
+            'bulk embedding needs numpy: pip install "aligneai[numpy]"'
+        ) from None
+    return numpy
+
+
+def _check_iterable(value: object, name: str) -> Iterable[object]:
+    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidArgumentTypeError(
+            name,
+            f"expected an iterable of strings (a list, a generator...), got {type(value).__name__}",
+        )
+    return value
+
+
+def _check_model(model: object) -> str | None:
+    if model is None:
+        return None
+    if not isinstance(model, str):
+        raise InvalidArgumentTypeError("model", f"expected a str, got {type(model).__name__}")
+    if not model:
+        raise InvalidArgumentValueError("model", "must not be empty")
+    return model
+
+
+def _check_dimensions(dimensions: object) -> int | None:
+    if dimensions is None:
+        return None
+    if isinstance(dimensions, bool) or not isinstance(dimensions, int):
+        raise InvalidArgumentTypeError(
+            "dimensions", f"expected a positive int, got {type(dimensions).__name__}"
+        )
+    if dimensions < 1:
+        raise InvalidArgumentValueError("dimensions", f"must be a positive int, got {dimensions}")
+    return dimensions
+
+
+def _check_progress(progress: object) -> None:
+    if progress is None or isinstance(progress, bool) or callable(progress):
+        return
+    raise InvalidArgumentTypeError(
+        "progress",
+        f"expected True, False or a callable taking a ProgressEvent, got {type(progress).__name__}",
+    )
+
+
+def validate_arguments(inputs: object, **kwargs: Any) -> None:
+    """Check every argument shared by ``create_many`` and ``iter_many``, naming a bad one."""
+    _check_iterable(inputs, "inputs")
+    _check_model(kwargs["model"])
+    _check_dimensions(kwargs["dimensions"])
+    _check_progress(kwargs["progress"])
+    validate_bulk_arguments(
+        batch_size=kwargs["batch_size"],
+        max_batch_tokens=kwargs["max_batch_tokens"],
+        max_concurrency=kwargs["max_concurrency"],
+        requests_per_minute=kwargs["requests_per_minute"],
+        tokens_per_minute=kwargs["tokens_per_minute"],
+        on_error=kwargs["on_error"],
+    )
+
+
+def _sized(inputs: object) -> int | None:
+    try:
+        return len(inputs)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+class Job:
+    """The scheduler of one run, plus what happens to answers (see the module docstring)."""
+
+    def __init__(
+        self,
+        inputs: object,
+        *,
+        model: object,
+        dimensions: object,
+        batch_size: object,
+        max_batch_tokens: object,
+        max_concurrency: object,
+        requests_per_minute: object,
+        tokens_per_minute: object,
+        on_error: object,
+        progress: object,
+        clock: Callable[[], float],
+        done: Sequence[tuple[int, int]] = (),
+        on_resumed: Callable[[int, int, tuple[str, ...]], None] | None = None,
+        wrap_inputs: Callable[[Iterable[object]], Iterable[object]] | None = None,
+    ) -> None:
+        from ._progress import make_reporter
+
+        self.np = require_numpy()
+        validate_arguments(
+            inputs,
+            model=model,
+            dimensions=dimensions,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            on_error=on_error,
+            progress=progress,
+        )
+        texts = _check_iterable(inputs, "inputs")
+        self.model = _check_model(model)
+        self.dimensions = _check_dimensions(dimensions)
+        self.clock = clock
+        self.start = clock()
+        self.total_hint = _sized(inputs)
+        self.scheduler = Scheduler(
+            wrap_inputs(texts) if wrap_inputs is not None else texts,
+            now=self.start,
+            random=random.random,
+            batch_size=batch_size,  # type: ignore[arg-type] # checked by the scheduler
+            max_batch_tokens=max_batch_tokens,  # type: ignore[arg-type]
+            max_concurrency=max_concurrency,  # type: ignore[arg-type]
+            requests_per_minute=requests_per_minute,  # type: ignore[arg-type]
+            tokens_per_minute=tokens_per_minute,  # type: ignore[arg-type]
+            on_error=on_error,  # type: ignore[arg-type]
+            done=done,
+            on_resumed=on_resumed,
+        )
+        self.reporter: Reporter = make_reporter(progress, total=self.total_hint)
+
+    @property
+    def max_workers(self) -> int:
+        """The most requests ever in flight (threads of the sync driver)."""
+        return self.scheduler.rate.ceiling
+
+    def operation(self, batch: Batch) -> Operation[EmbeddingMatrix]:
+        """The request for one batch (base64 on the wire, decoded into float32)."""
+        return create_embedding_matrix(
+            inputs=list(batch.texts), model=self.model, dimensions=self.dimensions
+        )
+
+    def next_action(self) -> NextAction:
+        """What the driver should do now."""
+        return self.scheduler.next_action(self.clock())
+
+    def succeeded(self, batch: Batch, answer: EmbeddingMatrix, headers: Mapping[str, str]) -> None:
+        """A batch was embedded: account for it, then deliver its rows."""
+        matrix = answer.matrix
+        if matrix.shape[0] != len(batch):  # pragma: no cover - the answer checks guard this
+            raise ValueError(f"{matrix.shape[0]} embeddings for {len(batch)} inputs")
+        self.scheduler.on_success(batch, answer.usage.prompt_tokens, headers, self.clock())
+        self.deliver(batch, matrix)
+        self.report()
+
+    def failed(self, batch: Batch, error: BaseException, wall_now: float) -> None:
+        """A batch failed with ``error``: let the scheduler decide; raise when it gives up."""
+        if not isinstance(error, (APIStatusError, APIConnectionError)):
+            raise error
+        failure = RequestFailure.from_error(error, wall_now)
+        decision = self.scheduler.on_failure(batch, failure, self.clock())
+        if isinstance(decision, Abort):
+            if decision.error is not None:
+                raise decision.error from error
+            raise error
+        self.report()
+
+    def deliver(self, batch: Batch, matrix: np.ndarray[Any, Any]) -> None:
+        """Where the rows of a successful batch go."""
+        raise NotImplementedError
+
+    def report(self) -> None:
+        """Send the progress so far to the reporter."""
+        from ._progress import ProgressEvent
+
+        counters = self.scheduler.counters
+        self.reporter.update(
+            ProgressEvent(
+                done=counters.done,
+                total=self.scheduler.total if self.scheduler.total is not None else self.total_hint,
+                failed=len(counters.failed),
+                tokens=counters.tokens,
+                requests=counters.requests,
+                retries=counters.retries,
+                rate_limited=counters.rate_limited,
+                elapsed=self.clock() - self.start,
+                concurrency=self.scheduler.rate.concurrency,
+            )
+        )
+
+
+def _with_ids(inputs: Iterable[object], ids: Iterable[object], sink: Sink) -> Iterator[object]:
+    """Yield the inputs; hand the aligned ids to the sink in input order, checking the counts."""
+    id_iterator = iter(ids)
+    pending: list[str] = []
+    start = 0
+    count = 0
+    for text in inputs:
+        try:
+            value = next(id_iterator)
+        except StopIteration:
+            raise InvalidArgumentValueError(
+                "ids", f"has {count} items but inputs have more; give one id per input"
+            ) from None
+        if not isinstance(value, str):
+            raise InvalidArgumentTypeError(
+                f"ids[{count}]", f"expected a str, got {type(value).__name__}"
+            )
+        pending.append(value)
+        count += 1
+        if len(pending) >= _IDS_FLUSH:
+            sink.record_ids(start, pending)
+            start += len(pending)
+            pending = []
+        yield text
+    if pending:
+        sink.record_ids(start, pending)
+    for _ in id_iterator:
+        raise InvalidArgumentValueError(
+            "ids", f"has more items than the {count} inputs; give one id per input"
+        )
+
+
+class CreateManyJob(Job):
+    """``create_many``: rows go to the sink, then the checkpoint records them."""
+
+    def __init__(
+        self,
+        inputs: object,
+        *,
+        ids: object,
+        output: object,
+        resume: object,
+        **kwargs: Any,
+    ) -> None:
+        from ._checkpoint import Checkpoint, texts_digest
+        from ._sinks import open_sink, validate_output
+
+        require_numpy()
+        # Everything is checked before a file is touched.
+        validate_arguments(inputs, **kwargs)
+        if not isinstance(resume, bool):
+            raise InvalidArgumentTypeError(
+                "resume", f"expected a bool, got {type(resume).__name__}"
+            )
+        if ids is not None:
+            _check_iterable(ids, "ids")
+        path = validate_output(output)
+        if resume and path is None:
+            raise InvalidArgumentValueError(
+                "resume", "needs an output file (output=...) to continue"
+            )
+        dimensions = _check_dimensions(kwargs.get("dimensions"))
+        self.checkpoint: Checkpoint | None = None
+        done: list[tuple[int, int]] = []
+        if path is not None:
+            fingerprint = {
+                "model": _check_model(kwargs.get("model")),
+                "dimensions": dimensions,
+                "format": path.suffix.lower(),
+                "ids": ids is not None,
+            }
+            self.checkpoint = Checkpoint.open(path, fingerprint, resume=resume)
+            if self.checkpoint.resumed:
+                done = [(start, stop) for start, stop, _ in self.checkpoint.done]
+                dimensions = dimensions or self.checkpoint.dimensions
+        try:
+            self.sink: Sink = open_sink(path, resume=resume, dimensions=dimensions)
+        except BaseException:
+            if self.checkpoint is not None and not self.checkpoint.resumed:
+                self.checkpoint.complete()  # the fresh checkpoint of a run that never started
+            raise
+        self.output: Path | None = path
+        checkpoint = self.checkpoint
+
+        def verify(start: int, stop: int, texts: tuple[str, ...]) -> None:
+            assert checkpoint is not None
+            checkpoint.verify(start, stop, texts_digest(start, texts))
+
+        self._digest = texts_digest
+        try:
+            super().__init__(
+                inputs,
+                done=done,
+                on_resumed=verify if done else None,
+                wrap_inputs=(
+                    None if ids is None else (lambda texts: _with_ids(texts, ids, self.sink))  # type: ignore[arg-type]
+                ),
+                **kwargs,
+            )
+        except BaseException:
+            self.sink.close()
+            raise
+
+    def deliver(self, batch: Batch, matrix: np.ndarray[Any, Any]) -> None:
+        """Rows first, then the checkpoint (saved atomically): a kill never loses recorded rows."""
+        self.sink.write(batch.start, matrix)
+        if self.checkpoint is not None:
+            self.sink.sync()
+            self.checkpoint.dimensions = self.sink.dimensions
+            self.checkpoint.record(batch.start, batch.stop, self._digest(batch.start, batch.texts))
+            self.checkpoint.save()
+
+    def finish(self) -> BulkResult:
+        """All inputs are done: finalise the output and describe the run."""
+        counters = self.scheduler.counters
+        count = self.scheduler.total
+        assert count is not None
+        failed = tuple(sorted(counters.failed))
+        if self.checkpoint is not None and self.checkpoint.resumed:
+            self.checkpoint.verify_end(count)
+        self.sink.finish(count, failed)
+        if self.checkpoint is not None:
+            self.checkpoint.complete()
+        self.report()
+        return BulkResult(
+            matrix=self.sink.matrix,
+            count=count,
+            dimensions=self.sink.dimensions or 0,
+            usage=Usage(prompt_tokens=counters.tokens, total_tokens=counters.tokens),
+            requests=counters.requests,
+            retries=counters.retries,
+            rate_limited=counters.rate_limited,
+            failed=failed,
+            resumed=counters.resumed,
+            elapsed=self.clock() - self.start,
+            output=self.output,
+        )
+
+    def close(self) -> None:
+        """Release the files (an unfinished output stays resumable) and the progress display."""
+        try:
+            self.sink.close()
+        finally:
+            self.reporter.close()
+
+
+class IterManyJob(Job):
+    """``iter_many``: rows wait in a reorder buffer until they can be yielded in input order."""
+
+    def __init__(self, inputs: object, **kwargs: Any) -> None:
+        super().__init__(inputs, **kwargs)
+        self._held: dict[int, np.ndarray[Any, Any]] = {}
+        self._failed: set[int] = set()
+        self._failed_seen = 0
+        self.cursor = 0
+        self._width: int | None = None
+
+    @property
+    def failed_indexes(self) -> tuple[int, ...]:
+        """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
+        return tuple(sorted(self.scheduler.counters.failed))
+
+    def deliver(self, batch: Batch, matrix: np.ndarray[Any, Any]) -> None:
+        """Hold the rows until every input before them is out."""
+        if self._width is None:
+            self._width = int(matrix.shape[1])
+        elif matrix.shape[1] != self._width:
+            raise ValueError(
+                f"the server returned {matrix.shape[1]}-dimensional embeddings after "
+                f"{self._width}-dimensional ones"
+            )
+        self._held[batch.start] = matrix
+
+    def ready(self) -> Iterator[EmbeddedChunk]:
+        """The chunks that can now be yielded in order."""
+        failed = self.scheduler.counters.failed
+        if len(failed) > self._failed_seen:
+            self._failed.update(failed[self._failed_seen :])
+            self._failed_seen = len(failed)
+        while True:
+            matrix = self._held.pop(self.cursor, None)
+            if matrix is not None:
+                chunk = EmbeddedChunk(self.cursor, matrix)
+                self.cursor += len(chunk)
+                yield chunk
+            elif self.cursor in self._failed:
+                self._failed.discard(self.cursor)
+                self.cursor += 1
+            else:
+                return
+
+    def close(self) -> None:
+        """Drop what is held and close the progress display."""
+        self._held.clear()
+        self.reporter.close()

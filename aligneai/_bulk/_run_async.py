@@ -1,0 +1,157 @@
+"""The asynchronous bulk driver: batches sent as tasks of one client, on the caller's event loop.
+
+The loop asks the job what to do, starts a task per batch and feeds each answer back as it
+completes; the scheduler, the sink and the checkpoint are touched by the loop alone. When the
+run is cancelled (``task.cancel()``, a timeout around it) or fails, nothing more is sent, the
+tasks in flight are cancelled and awaited for at most `CANCEL_GRACE` seconds, and the
+cancellation (or error) propagates; the output keeps every row already written and stays
+resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aligneai.core.batching import Batch
+from aligneai.core.bulk import Dispatch, Finished
+from aligneai.core.matrix import EmbeddingMatrix
+
+from ._job import CALL_OPTIONS, CreateManyJob, IterManyJob, Job
+from ._result import BulkResult, EmbeddedChunk
+
+if TYPE_CHECKING:
+    from aligneai._async_client import AsyncAligneAI
+
+__all__ = ["CANCEL_GRACE", "AsyncChunkIterator", "create_many", "iter_many", "run"]
+
+#: Seconds the tasks in flight get to finish their cancellation when the run stops.
+CANCEL_GRACE = 1.0
+
+
+async def run(job: Job, client: AsyncAligneAI) -> AsyncGenerator[None, None]:
+    """Drive ``job`` to the end; yields after each round of answers (for `iter_many`)."""
+
+    async def send(batch: Batch) -> tuple[EmbeddingMatrix, Mapping[str, str]]:
+        raw = await client._call_raw(job.operation(batch), CALL_OPTIONS)
+        return raw.parse(), raw.headers
+
+    tasks: dict[asyncio.Future[Any], Batch] = {}
+    try:
+        while True:
+            action = job.next_action()
+            if isinstance(action, Dispatch):
+                tasks[asyncio.ensure_future(send(action.batch))] = action.batch
+                continue
+            if isinstance(action, Finished):
+                return
+            timeout = None if action.until is None else max(0.0, action.until - job.clock())
+            if not tasks:
+                if timeout is None:  # pragma: no cover - a core bug
+                    raise RuntimeError("the bulk scheduler waits for nothing")
+                await asyncio.sleep(timeout)
+                continue
+            done, _ = await asyncio.wait(
+                tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                batch = tasks.pop(task)
+                error = task.exception()
+                if error is not None:
+                    job.failed(batch, error, time.time())
+                else:
+                    answer, headers = task.result()
+                    job.succeeded(batch, answer, headers)
+            yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+            for task in tasks:  # retrieve outcomes: no "exception never retrieved" warnings
+                if task.done() and not task.cancelled():
+                    task.exception()
+
+
+async def create_many(client: AsyncAligneAI, inputs: object, **kwargs: Any) -> BulkResult:
+    """``embeddings.create_many`` on the async client (arguments checked by the job)."""
+    job = CreateManyJob(inputs, clock=time.monotonic, **kwargs)
+    try:
+        async for _ in run(job, client):
+            pass
+        return job.finish()
+    finally:
+        job.close()
+
+
+class AsyncChunkIterator:
+    """What the async ``embeddings.iter_many`` returns: ``async for chunk in ...``, in order.
+
+    Leaving it early is fine; `aclose` (or ``async with``) stops the run at once.
+    """
+
+    def __init__(self, client: AsyncAligneAI, job: IterManyJob) -> None:
+        self._job = job
+        self._chunks = self._generate(client)
+
+    async def _generate(self, client: AsyncAligneAI) -> AsyncGenerator[EmbeddedChunk, None]:
+        runner = run(self._job, client)
+        try:
+            async for _ in runner:
+                for chunk in self._job.ready():
+                    yield chunk
+            for chunk in self._job.ready():
+                yield chunk
+        finally:
+            await runner.aclose()
+            self._job.close()
+
+    @property
+    def failed(self) -> tuple[int, ...]:
+        """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
+        return self._job.failed_indexes
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far."""
+        return self._job.scheduler.counters.requests
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again so far."""
+        return self._job.scheduler.counters.retries
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers so far."""
+        return self._job.scheduler.counters.rate_limited
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the server reported so far."""
+        return self._job.scheduler.counters.tokens
+
+    def __aiter__(self) -> AsyncChunkIterator:
+        return self
+
+    async def __anext__(self) -> EmbeddedChunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the run: nothing more is sent; requests in flight are cancelled."""
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> AsyncChunkIterator:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def iter_many(client: AsyncAligneAI, inputs: object, **kwargs: Any) -> AsyncChunkIterator:
+    """``embeddings.iter_many`` on the async client: arguments are checked now."""
+    return AsyncChunkIterator(client, IterManyJob(inputs, clock=time.monotonic, **kwargs))

@@ -1,0 +1,191 @@
+"""The synchronous bulk driver: batches sent by a bounded pool of threads sharing one client.
+
+The loop runs on the caller's thread: it asks the job what to do, hands batches to the worker
+threads and feeds their answers back, so the scheduler, the sink and the checkpoint are only
+ever touched from that one thread. The workers only send requests (each tried once: the
+scheduler owns retries) and decode the answers.
+
+The workers are daemon threads: on Ctrl-C (or any error) the loop stops dispatching at once and
+returns without waiting for the requests still in flight, whose answers are dropped; the output
+keeps every row already written and its checkpoint, so ``resume=True`` continues it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from aligneai.core.batching import Batch
+from aligneai.core.bulk import Dispatch, Finished
+from aligneai.core.matrix import EmbeddingMatrix
+
+from ._job import CALL_OPTIONS, CreateManyJob, IterManyJob, Job
+from ._result import BulkResult, EmbeddedChunk
+
+if TYPE_CHECKING:
+    from aligneai._client import AligneAI
+
+__all__ = ["ChunkIterator", "create_many", "iter_many", "run"]
+
+_Answer = Union[tuple[EmbeddingMatrix, Mapping[str, str]], BaseException]
+
+
+class _Workers:
+    """A bounded pool of daemon threads running ``send``; results come back on a queue."""
+
+    def __init__(self, send: Callable[[Batch], Any], max_workers: int) -> None:
+        self._send = send
+        self._max = max_workers
+        self._jobs: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Batch, _Answer]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self.in_flight = 0
+
+    def submit(self, batch: Batch) -> None:
+        self.in_flight += 1
+        if self.in_flight > len(self._threads) and len(self._threads) < self._max:
+            thread = threading.Thread(
+                target=self._work, name=f"aligneai-bulk-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._jobs.put(batch)
+
+    def _work(self) -> None:
+        while True:
+            batch = self._jobs.get()
+            if batch is None:
+                return
+            answer: _Answer
+            try:
+                answer = self._send(batch)
+            except BaseException as exc:  # handed to the loop, which decides
+                answer = exc
+            self._results.put((batch, answer))
+
+    def get(self, timeout: float | None) -> tuple[Batch, _Answer] | None:
+        try:
+            item = self._results.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.in_flight -= 1
+        return item
+
+    def get_nowait(self) -> tuple[Batch, _Answer] | None:
+        return self.get(0) if self.in_flight else None
+
+    def close(self) -> None:
+        # No join: threads still waiting for an answer finish on their own, and drop it.
+        for _ in self._threads:
+            self._jobs.put(None)
+
+
+def run(job: Job, client: AligneAI) -> Generator[None, None, None]:
+    """Drive ``job`` to the end; yields after each round of answers (for `iter_many`)."""
+
+    def send(batch: Batch) -> tuple[EmbeddingMatrix, Mapping[str, str]]:
+        raw = client._call_raw(job.operation(batch), CALL_OPTIONS)
+        return raw.parse(), raw.headers
+
+    workers = _Workers(send, job.max_workers)
+    try:
+        while True:
+            action = job.next_action()
+            if isinstance(action, Dispatch):
+                workers.submit(action.batch)
+                continue
+            if isinstance(action, Finished):
+                return
+            timeout = None if action.until is None else max(0.0, action.until - job.clock())
+            if timeout is None and not workers.in_flight:  # pragma: no cover - a core bug
+                raise RuntimeError("the bulk scheduler waits for nothing")
+            item = workers.get(timeout)
+            while item is not None:
+                batch, answer = item
+                if isinstance(answer, BaseException):
+                    job.failed(batch, answer, time.time())
+                else:
+                    job.succeeded(batch, answer[0], answer[1])
+                item = workers.get_nowait()
+            yield
+    finally:
+        workers.close()
+
+
+def create_many(client: AligneAI, inputs: object, **kwargs: Any) -> BulkResult:
+    """``embeddings.create_many`` on the sync client (arguments checked by the job)."""
+    job = CreateManyJob(inputs, clock=time.monotonic, **kwargs)
+    try:
+        for _ in run(job, client):
+            pass
+        return job.finish()
+    finally:
+        job.close()
+
+
+class ChunkIterator:
+    """What ``embeddings.iter_many`` returns: an iterator of `EmbeddedChunk`, in input order.
+
+    Leaving it early (``break``) is fine; `close` (or ``with``) stops the run at once.
+    """
+
+    def __init__(self, client: AligneAI, job: IterManyJob) -> None:
+        self._job = job
+        self._chunks = self._generate(client)
+
+    def _generate(self, client: AligneAI) -> Generator[EmbeddedChunk, None, None]:
+        try:
+            for _ in run(self._job, client):
+                yield from self._job.ready()
+            yield from self._job.ready()
+        finally:
+            self._job.close()
+
+    @property
+    def failed(self) -> tuple[int, ...]:
+        """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
+        return self._job.failed_indexes
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far."""
+        return self._job.scheduler.counters.requests
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again so far."""
+        return self._job.scheduler.counters.retries
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers so far."""
+        return self._job.scheduler.counters.rate_limited
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the server reported so far."""
+        return self._job.scheduler.counters.tokens
+
+    def __iter__(self) -> ChunkIterator:
+        return self
+
+    def __next__(self) -> EmbeddedChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop the run: nothing more is sent; requests in flight are abandoned."""
+        self._chunks.close()
+
+    def __enter__(self) -> ChunkIterator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def iter_many(client: AligneAI, inputs: object, **kwargs: Any) -> ChunkIterator:
+    """``embeddings.iter_many`` on the sync client: arguments are checked now, not at ``next``."""
+    return ChunkIterator(client, IterManyJob(inputs, clock=time.monotonic, **kwargs))
