@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from aligneai.core.errors import (
     InvalidArgumentValueError,
     MissingAPIKeyError,
 )
+from aligneai.core.operations import MAX_INPUTS
 
 __all__ = ["main"]
 
@@ -122,8 +124,47 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--format",
         choices=("json", "jsonl", "npy"),
-        default="json",
-        help="json: the whole response; jsonl: one embedding per line; npy: a numpy matrix",
+        help="of stdout (default json): the whole response; jsonl: one embedding per line; "
+        "npy: a numpy matrix",
+    )
+    bulk = embed.add_argument_group(
+        "a whole corpus",
+        "at the server's rate limit, in order, resumable (also used for more than "
+        f"{MAX_INPUTS} texts)",
+    )
+    bulk.add_argument(
+        "--input",
+        metavar="FILE",
+        help='one text per line, or .jsonl: one {"text": ..., "id": ...} object per line',
+    )
+    bulk.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write the vectors to FILE.npy, FILE.parquet or FILE.jsonl (instead of stdout)",
+    )
+    bulk.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run into --output"
+    )
+    bulk.add_argument(
+        "--rpm", type=_positive_int, metavar="N", help="send at most N requests per minute"
+    )
+    bulk.add_argument(
+        "--tpm", type=_positive_int, metavar="N", help="send at most N tokens per minute"
+    )
+    bulk.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="at most N requests in flight (default: adaptive)",
+    )
+    bulk.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        metavar="N",
+        help=f"at most N texts per request (default {MAX_INPUTS})",
+    )
+    bulk.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no summary line"
     )
 
     models = commands.add_parser(
@@ -197,18 +238,15 @@ def _check_argv_encoding(args: argparse.Namespace) -> None:
             )
 
 
-def _stdin_lines(stdin: IO[Any] | None) -> Iterator[str]:
-    """Yield the lines of ``stdin`` as texts, refusing (with the line number) what cannot be sent.
+def _lines(source: Iterable[Any], option: str, where: str = "") -> Iterator[str]:
+    """Yield the lines of ``source`` as texts, refusing (with the line number) what cannot be sent.
 
-    Each line is one text, verbatim but for its line ending (LF or CRLF) and a UTF-8
-    byte order mark at the very start; so output ``index`` i is line i + 1. An empty line is
-    refused, not skipped, because skipping would shift every later index.
+    Each line is one text, verbatim but for its line ending (LF or CRLF) and a UTF-8 byte order
+    mark at the very start; so output ``index`` i is line i + 1. An empty line is refused, not
+    skipped, because skipping would shift every later index. ``source`` yields bytes (read
+    them when you can: a text layer's decoding depends on the locale and either fails with a
+    traceback or smuggles invalid bytes through as surrogates) or str.
     """
-    if stdin is None:
-        raise InvalidArgumentValueError("--stdin", "standard input is closed")
-    # Read bytes when we can: the text layer's decoding depends on the locale and either fails
-    # with a traceback or smuggles invalid bytes through as surrogates.
-    source: Iterable[Any] = getattr(stdin, "buffer", None) or stdin
     for number, raw in enumerate(source, 1):
         if isinstance(raw, bytes):
             data = raw[:-1] if raw.endswith(b"\n") else raw
@@ -217,8 +255,8 @@ def _stdin_lines(stdin: IO[Any] | None) -> Iterator[str]:
                 line = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise InvalidArgumentValueError(
-                    "--stdin",
-                    f"line {number} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at "
+                    option,
+                    f"{where}line {number} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at "
                     f"byte {exc.start + 1})",
                 ) from None
         else:
@@ -226,17 +264,113 @@ def _stdin_lines(stdin: IO[Any] | None) -> Iterator[str]:
             line = line[:-1] if line.endswith("\r") else line
             if problem := _utf8_problem(line):
                 raise InvalidArgumentValueError(
-                    "--stdin", f"line {number} is not valid UTF-8 ({problem})"
+                    option, f"{where}line {number} is not valid UTF-8 ({problem})"
                 )
         if number == 1 and line.startswith(_BOM):
             line = line[1:]
         if not line:
             raise InvalidArgumentValueError(
-                "--stdin",
-                f"line {number} is empty; the API does not embed empty texts "
+                option,
+                f"{where}line {number} is empty; the API does not embed empty texts "
                 "(drop blank lines first, e.g. grep -v '^$')",
             )
         yield line
+
+
+def _stdin_lines(stdin: IO[Any] | None) -> Iterator[str]:
+    if stdin is None:
+        raise InvalidArgumentValueError("--stdin", "standard input is closed")
+    return _lines(getattr(stdin, "buffer", None) or stdin, "--stdin")
+
+
+class _Corpus:
+    """The texts (and ids) of ``--input FILE``, checked whole before anything is sent.
+
+    A ``.jsonl`` file holds one JSON object per line with a non-empty string ``"text"`` and,
+    on every line or on none, an ``"id"`` (string or integer); any other file holds one text
+    per line (UTF-8, as for ``--stdin``). The first pass counts and checks every line (the
+    progress bar then knows the total); each iteration reads the file again, lazily, so the
+    corpus never has to fit in memory.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.jsonl = path.lower().endswith((".jsonl", ".ndjson"))
+        count, has_ids = 0, False
+        for count, (_, record_id) in enumerate(self._records(), 1):
+            if count == 1:
+                has_ids = record_id is not None
+            elif (record_id is not None) != has_ids:
+                this, first = ("has no", "has one") if has_ids else ("has an", "has none")
+                raise InvalidArgumentValueError(
+                    "--input",
+                    f'{path} line {count} {this} "id" but line 1 {first}: give ids on every '
+                    "line or none",
+                )
+        self.count, self.has_ids = count, has_ids
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        return (text for text, _ in self._records())
+
+    def ids(self) -> Iterator[str]:
+        """The ids, in input order (only when the file has them)."""
+        return (str(record_id) for _, record_id in self._records())
+
+    def _records(self) -> Iterator[tuple[str, str | int | None]]:
+        try:
+            file = open(self.path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise InvalidArgumentValueError(
+                "--input", f"cannot read {self.path}: {exc.strerror or exc}"
+            ) from None
+        with file:
+            where = f"{self.path} "
+            lines = _lines(_reading(file, self.path), "--input", where)
+            if not self.jsonl:
+                for line in lines:
+                    yield line, None
+                return
+            for number, line in enumerate(lines, 1):
+                yield _json_record(line, f"{where}line {number}")
+
+
+def _reading(file: IO[bytes], path: str) -> Iterator[bytes]:
+    """The lines of ``file``; a read error (a directory, an I/O error) names the file."""
+    try:
+        yield from file
+    except OSError as exc:
+        raise InvalidArgumentValueError(
+            "--input", f"cannot read {path}: {exc.strerror or exc}"
+        ) from None
+
+
+def _json_record(line: str, where: str) -> tuple[str, str | int | None]:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise InvalidArgumentValueError("--input", f"{where} is not JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise InvalidArgumentValueError(
+            "--input", f'{where}: expected an object with a "text", got {type(record).__name__}'
+        )
+    text = record.get("text")
+    if not isinstance(text, str) or not text:
+        raise InvalidArgumentValueError(
+            "--input", f'{where}: "text" must be a non-empty string, got {text!r:.40}'
+        )
+    if problem := _utf8_problem(text):
+        raise InvalidArgumentValueError("--input", f'{where}: "text" is not UTF-8 ({problem})')
+    record_id = record.get("id")
+    if record_id is not None and (
+        isinstance(record_id, bool) or not isinstance(record_id, (str, int))
+    ):
+        raise InvalidArgumentValueError(
+            "--input", f'{where}: "id" must be a string or an integer, got {record_id!r:.40}'
+        )
+    return text, record_id
 
 
 def _read_texts(args: argparse.Namespace, stdin: IO[Any] | None) -> list[str]:
@@ -323,17 +457,49 @@ def _numpy() -> Any:
     return require_numpy()
 
 
-def _embed(args: argparse.Namespace, stdin: IO[Any] | None, stdout: TextIO) -> None:
-    if args.format == "npy":
-        _numpy()  # a missing numpy is reported before anything is sent
-    texts = _read_texts(args, stdin)
+def _check_embed_options(args: argparse.Namespace) -> None:
+    if args.input is not None and (args.texts or args.stdin):
+        raise InvalidArgumentValueError("--input", "cannot be combined with TEXT or --stdin")
+    if args.output is not None and args.format is not None:
+        raise InvalidArgumentValueError(
+            "--format", "applies to stdout; --output takes its format from its extension"
+        )
+    if args.resume and args.output is None:
+        raise InvalidArgumentValueError("--resume", "needs --output (the run to continue)")
+
+
+def _embed(
+    args: argparse.Namespace,
+    stdin: IO[Any] | None,
+    stdout: TextIO,
+    stderr: TextIO,
+    arguments: Sequence[str],
+) -> None:
+    _check_embed_options(args)
+    bulk_options = (args.output, args.rpm, args.tpm, args.max_concurrency, args.batch_size)
+    bulk = args.input is not None or args.resume or any(o is not None for o in bulk_options)
+    if bulk or args.format == "npy":
+        _numpy()  # a missing numpy is reported before anything is read or sent
+    texts: Sequence[str] | _Corpus
+    ids = None
+    if args.input is not None:
+        texts = _Corpus(args.input)
+        ids = texts.ids() if texts.has_ids else None
+    else:
+        texts = _read_texts(args, stdin)
+        if len(texts) > MAX_INPUTS:
+            _numpy()
+            bulk = True
+    if bulk:
+        _embed_many(args, texts, ids, stdout, stderr, arguments)
+        return
     with _client(args) as client:
         response = client.embeddings.create(
             inputs=texts, model=args.model, dimensions=args.dimensions
         )
     output = _Output(stdout)
     with _writing_output():
-        if args.format == "json":
+        if args.format in (None, "json"):
             output.text(json.dumps(response) + "\n")
         elif args.format == "jsonl":
             output.text(
@@ -344,6 +510,186 @@ def _embed(args: argparse.Namespace, stdin: IO[Any] | None, stdout: TextIO) -> N
             )
         else:
             _write_npy(output, response.to_numpy())
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a bulk run; the message says what was kept and how to continue."""
+
+
+def _embed_many(
+    args: argparse.Namespace,
+    texts: Sequence[str] | _Corpus,
+    ids: Iterable[str] | None,
+    stdout: TextIO,
+    stderr: TextIO,
+    arguments: Sequence[str],
+) -> None:
+    """Embed through ``create_many``: into ``--output``, or in memory and then to stdout."""
+    total = len(texts)
+    reporter = None
+    if not args.quiet and _is_terminal(stderr):
+        from aligneai._bulk._progress import make_reporter
+
+        reporter = make_reporter(True, total=total, stream=stderr)
+    latest: list[Any] = []
+
+    def progress(event: Any) -> None:
+        latest[:] = [event]
+        if reporter is not None:
+            reporter.update(event)
+
+    try:
+        with _client(args) as client:
+            try:
+                result = _create_many(
+                    client,
+                    texts,
+                    model=args.model,
+                    dimensions=args.dimensions,
+                    ids=ids,
+                    batch_size=args.batch_size or MAX_INPUTS,
+                    max_batch_tokens=None,
+                    max_concurrency=args.max_concurrency,
+                    requests_per_minute=args.rpm,
+                    tokens_per_minute=args.tpm,
+                    output=args.output,
+                    resume=args.resume,
+                    progress=progress,
+                    on_error="raise",
+                )
+            finally:
+                if reporter is not None:
+                    reporter.close()
+    except KeyboardInterrupt:
+        if args.output is None:
+            raise
+        done = latest[-1].done if latest else 0
+        raise _Interrupted(
+            f"{done} of {total} texts are in {args.output}; to continue: "
+            f"{_resume_command(arguments)}"
+        ) from None
+    except InvalidArgumentError as exc:
+        raise _name_input(exc, args, texts) from exc
+    if args.output is None:
+        with _writing_output():
+            _write_matrix(_Output(stdout), args, result)
+    if not args.quiet:
+        _write_line(stderr, _summary(result))
+
+
+def _create_many(client: Any, texts: Iterable[str], **options: Any) -> Any:
+    create_many = getattr(client.embeddings, "create_many", None)
+    if create_many is None:  # until the client has the method: the same driver
+        from aligneai._bulk._run_sync import create_many as run
+
+        return run(client, texts, **options)
+    return create_many(texts, **options)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _name_input(
+    exc: InvalidArgumentError, args: argparse.Namespace, texts: Sequence[str] | _Corpus
+) -> InvalidArgumentError:
+    """``inputs[i]`` in the library's words, as the user knows it: a TEXT or a line number."""
+    argument = exc.argument
+    if not (argument.startswith("inputs[") and argument.endswith("]")):
+        return exc
+    try:
+        index = int(argument[len("inputs[") : -1])
+    except ValueError:
+        return exc
+    if isinstance(texts, _Corpus):
+        option, where = "--input", f"{texts.path} line {index + 1}"
+    elif index < len(args.texts):
+        option, where = "TEXT", f"text {index + 1}"
+    else:
+        option, where = "--stdin", f"line {index - len(args.texts) + 1}"
+    detail = str(exc)[len(argument) + 2 :] if str(exc).startswith(argument + ": ") else str(exc)
+    return _Renamed(option, f"{where}: {detail}", type(exc).__name__)
+
+
+class _Renamed(InvalidArgumentValueError):
+    """A library argument error re-worded for the command line; ``kind`` is the original's."""
+
+    def __init__(self, argument: str, message: str, kind: str) -> None:
+        super().__init__(argument, message)
+        self.kind = kind
+
+
+def _resume_command(arguments: Sequence[str]) -> str:
+    """The command line that continues this run (the key shown as ***)."""
+    shown: list[str] = []
+    hide = False
+    for token in arguments:
+        if hide:
+            shown.append("***")
+            hide = False
+            continue
+        if token == "--api-key":
+            hide = True
+        elif token.startswith("--api-key="):
+            token = "--api-key=***"
+        shown.append(token if "***" in token else shlex.quote(token))
+    if "--resume" not in arguments:
+        shown.insert(1, "--resume")  # right after the command: never after a "--"
+    return "aligneai " + " ".join(shown)
+
+
+def _write_matrix(output: _Output, args: argparse.Namespace, result: Any) -> None:
+    """A bulk result on stdout, in --format (json: the shape of one create() answer)."""
+    matrix = result.matrix
+    if args.format == "npy":
+        _write_npy(output, matrix)
+        return
+    rows = 1024  # rows per write: memory stays small whatever the corpus size
+    if args.format == "jsonl":
+        for start in range(0, result.count, rows):
+            output.text(
+                "".join(
+                    json.dumps({"index": i, "embedding": matrix[i].tolist()}) + "\n"
+                    for i in range(start, min(start + rows, result.count))
+                )
+            )
+        return
+    output.text('{"object": "list", "data": [')
+    for start in range(0, result.count, rows):
+        output.text(
+            ", ".join(
+                json.dumps({"object": "embedding", "index": i, "embedding": matrix[i].tolist()})
+                for i in range(start, min(start + rows, result.count))
+            )
+            + (", " if start + rows < result.count else "")
+        )
+    usage = {"prompt_tokens": result.usage.prompt_tokens, "total_tokens": result.usage.total_tokens}
+    # The model appears when it was asked for: a bulk result does not carry the server's.
+    model = f', "model": {json.dumps(args.model)}' if args.model is not None else ""
+    output.text(f']{model}, "usage": {json.dumps(usage)}}}\n')
+
+
+def _summary(result: Any) -> str:
+    """One line: texts, tokens, requests, retries, elapsed, throughput (and where)."""
+    sent = result.count - result.resumed
+    tokens = result.usage.total_tokens
+    elapsed = result.elapsed
+    parts = [f"embedded {sent} texts"]
+    if result.resumed:
+        parts[0] += f" ({result.resumed} already done)"
+    parts += [f"{tokens} tokens", f"{result.requests} requests", f"{result.retries} retries"]
+    if result.rate_limited:
+        parts.append(f"{result.rate_limited} rate-limited")
+    if result.failed:
+        parts.append(f"{len(result.failed)} failed")
+    speed = ""
+    if elapsed > 0:
+        speed = f" ({sent / elapsed:.0f} texts/s, {tokens / elapsed:.0f} tokens/s)"
+    where = f" -> {result.output}" if result.output is not None else ""
+    return f"aligneai: {', '.join(parts)} in {elapsed:.1f} s{speed}{where}"
 
 
 def _models(args: argparse.Namespace, stdout: TextIO) -> None:
@@ -427,13 +773,13 @@ def main(
             if getattr(args, "local", False) and args.base_url is not None:
                 raise InvalidArgumentValueError("--base-url", "cannot be combined with --local")
             if args.command == "embed":
-                _embed(args, stdin, _require_stdout(stdout))
+                _embed(args, stdin, _require_stdout(stdout), err, arguments)
             elif args.command == "models":
                 _models(args, _require_stdout(stdout))
             else:
                 _serve(args, stdout)
-    except KeyboardInterrupt:
-        _write_line(err, "aligneai: interrupted")
+    except KeyboardInterrupt as exc:
+        _write_line(err, f"aligneai: interrupted: {exc}" if str(exc) else "aligneai: interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise
@@ -443,7 +789,8 @@ def main(
         _report(err, exc, "UsageError", f"{message} (see '{command} --help')", debug)
         return EXIT_USAGE
     except InvalidArgumentError as exc:
-        _report(err, exc, type(exc).__name__, _cli_message(exc, args), debug)
+        kind = exc.kind if isinstance(exc, _Renamed) else type(exc).__name__
+        _report(err, exc, kind, _cli_message(exc, args), debug)
         return EXIT_USAGE
     except MissingAPIKeyError as exc:
         message = "no API key: pass --api-key or set ALIGNEAI_API_KEY (or try --local)"
@@ -492,7 +839,8 @@ def _cli_message(exc: InvalidArgumentError, args: argparse.Namespace | None) -> 
     prefix = f"{argument}: "
     if option is None or not str(exc).startswith(prefix):
         return str(exc)
-    return f"{option}: {str(exc)[len(prefix) :]}"
+    detail = str(exc)[len(prefix) :].replace("pass resume=True", "add --resume")
+    return f"{option}: {detail}"
 
 
 def _require_stdout(stdout: TextIO | None) -> TextIO:
