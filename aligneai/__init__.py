@@ -34,6 +34,7 @@ from aligneai.core.errors import (
     SSEDecodeError,
     UnprocessableEntityError,
 )
+from aligneai.core.headers import Headers
 from aligneai.core.matrix import EmbeddingMatrix
 from aligneai.core.models import (
     CreateEmbeddingResponse,
@@ -70,6 +71,7 @@ __all__ = [
     "Embedding",
     "EmbeddingMatrix",
     "EmbeddingStreamDone",
+    "Headers",
     "InternalServerError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 from aligneai.core.flow import FlowResult
+from aligneai.core.headers import Headers
 from aligneai.core.operations import Operation
 
 from ._base_client import parse_result
@@ -20,7 +20,7 @@ class RawResponse(Generic[T]):
 
     Attributes:
         status_code: the HTTP status of the final attempt.
-        headers: its headers (lower-case names).
+        headers: its headers, a read-only case-insensitive `Headers` mapping.
         request_id: its ``x-request-id``.
         retries_taken: how many retries the call needed (0 if the first attempt succeeded).
         elapsed: seconds from the start of the call to the final response head.
@@ -40,8 +40,8 @@ class RawResponse(Generic[T]):
         return self._result.head.status_code
 
     @property
-    def headers(self) -> Mapping[str, str]:
-        """The response headers (lower-case names)."""
+    def headers(self) -> Headers:
+        """The response headers; lookups ignore case (``headers["Content-Type"]``)."""
         return self._result.head.headers
 
     @property

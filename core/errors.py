@@ -7,8 +7,10 @@ messages are made from statuses, server-provided error texts and argument names 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Union
+
+from .headers import Headers
 
 if TYPE_CHECKING:
     from .request import Request
@@ -153,7 +155,8 @@ class APIStatusError(APIError):
     Attributes:
         status_code: the HTTP status.
         request_id: the ``x-request-id`` header, if any.
-        headers: the response headers (names in lower case).
+        headers: the response headers, a read-only case-insensitive `Headers` mapping
+            (``err.headers["Retry-After"]`` and ``err.headers.get("retry-after")`` agree).
         body: the decoded JSON body, the text of a non-JSON body, or None when empty.
         type, code, param: the fields of the contract's error object, when present.
         response: the response head (status and headers).
@@ -161,7 +164,7 @@ class APIStatusError(APIError):
 
     status_code: int
     request_id: str | None
-    headers: Mapping[str, str]
+    headers: Headers
     body: object
     type: str | None
     code: str | None
@@ -173,7 +176,7 @@ class APIStatusError(APIError):
         message: str,
         *,
         status_code: int,
-        headers: Mapping[str, str] | None = None,
+        headers: Union[Mapping[str, str], Iterable[tuple[str, str]], None] = None,  # noqa: UP007
         body: object = None,
         type: str | None = None,
         code: str | None = None,
@@ -183,7 +186,7 @@ class APIStatusError(APIError):
     ) -> None:
         super().__init__(message, request=request)
         self.status_code = status_code
-        self.headers = dict(headers or {})
+        self.headers = Headers(headers)
         self.request_id = self.headers.get("x-request-id")
         self.body = body
         self.type = type

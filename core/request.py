@@ -10,6 +10,7 @@ import attrs
 
 from ._json import dumps
 from ._version import __version__
+from .headers import redact
 from .options import ClientOptions, Timeout
 
 __all__ = [
@@ -24,9 +25,6 @@ __all__ = [
     "redact_headers",
     "set_header",
 ]
-
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-
 
 def set_header(headers: dict[str, str], name: str, value: str) -> None:
     """Set ``name`` in ``headers``, replacing any spelling of it (header names ignore case)."""
@@ -67,7 +65,7 @@ def canonicalize_headers(headers: dict[str, str]) -> None:
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` with credentials replaced by ``***``, for logs, reprs and errors."""
-    return {k: ("***" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+    return redact(headers)
 
 
 @attrs.frozen(repr=False)

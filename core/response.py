@@ -2,34 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from ._json import loads
 from .errors import APIStatusError, status_error_class
+from .headers import Headers
 from .request import Request
 
 __all__ = ["ResponseHead", "decode_error_body", "make_status_error"]
 
 
-def _lower_keys(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Mapping[str, str]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    # Repeated headers are joined as HTTP allows; lookups are then case-insensitive.
-    merged: dict[str, str] = {}
-    for name, value in items:
-        key = name.lower()
-        merged[key] = f"{merged[key]}, {value}" if key in merged else value
-    return merged
-
-
 @attrs.frozen
 class ResponseHead:
-    """The status line and headers of a response (header names in lower case)."""
+    """The status line and headers of a response.
+
+    ``headers`` is a read-only, case-insensitive `Headers` mapping (repeated fields joined by
+    ``", "``), built from whatever mapping or ``(name, value)`` pairs the transport gives.
+    """
 
     status_code: int
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_lower_keys)
+    headers: Headers = attrs.field(factory=Headers, converter=Headers)
 
     @property
     def request_id(self) -> str | None:

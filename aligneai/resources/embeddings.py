@@ -127,6 +127,22 @@ class Embeddings:
         extra_body: Mapping[str, Any] | None = ...,
     ) -> Stream: ...
 
+    @overload
+    def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = ...,
+        encoding_format: EncodingFormat | None = ...,
+        dimensions: int | None = ...,
+        stream: bool,
+        timeout: TimeoutLike = ...,
+        max_retries: int | None = ...,
+        extra_headers: Mapping[str, str] | None = ...,
+        extra_query: Mapping[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> CreateEmbeddingResponse | Stream: ...
+
     def create(
         self,
         *,
@@ -149,7 +165,9 @@ class Embeddings:
             encoding_format: the wire format, ``"base64"`` (default: smaller and faster) or
                 ``"float"``; either way ``embedding`` is a list of floats.
             dimensions: truncate vectors to this many dimensions.
-            stream: when True, return a `Stream` that yields each `Embedding` as it arrives.
+            stream: when True, return a `Stream` that yields each `Embedding` as it arrives
+                (typed by overloads: ``Literal[True]`` gives `Stream`, a plain ``bool`` the
+                union of both results).
             timeout, max_retries: override the client's settings for this call
                 (None keeps them).
             extra_headers, extra_query, extra_body: added to the request as they are.
@@ -217,6 +235,24 @@ class EmbeddingsWithRawResponse:
         )  # fmt: skip
         return self._client._call_raw(operation, call_options)
 
+    def create_matrix(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = None,
+        dimensions: int | None = None,
+        timeout: TimeoutLike = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> RawResponse[EmbeddingMatrix]:
+        """Like `Embeddings.create_matrix`, returning the `RawResponse`."""
+        operation, call_options = _prepare_matrix(
+            inputs, model, dimensions, timeout, max_retries, extra_headers, extra_query, extra_body
+        )
+        return self._client._call_raw(operation, call_options)
+
 
 class AsyncEmbeddings:
     """Create embeddings with the asynchronous client."""
@@ -260,6 +296,22 @@ class AsyncEmbeddings:
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> AsyncStream: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = ...,
+        encoding_format: EncodingFormat | None = ...,
+        dimensions: int | None = ...,
+        stream: bool,
+        timeout: TimeoutLike = ...,
+        max_retries: int | None = ...,
+        extra_headers: Mapping[str, str] | None = ...,
+        extra_query: Mapping[str, Any] | None = ...,
+        extra_body: Mapping[str, Any] | None = ...,
+    ) -> CreateEmbeddingResponse | AsyncStream: ...
 
     async def create(
         self,
@@ -333,4 +385,22 @@ class AsyncEmbeddingsWithRawResponse:
             inputs, model, encoding_format, dimensions, False,
             timeout, max_retries, extra_headers, extra_query, extra_body,
         )  # fmt: skip
+        return await self._client._call_raw(operation, call_options)
+
+    async def create_matrix(
+        self,
+        *,
+        inputs: Inputs,
+        model: str | None = None,
+        dimensions: int | None = None,
+        timeout: TimeoutLike = None,
+        max_retries: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> RawResponse[EmbeddingMatrix]:
+        """Like `AsyncEmbeddings.create_matrix`, returning the `RawResponse`."""
+        operation, call_options = _prepare_matrix(
+            inputs, model, dimensions, timeout, max_retries, extra_headers, extra_query, extra_body
+        )
         return await self._client._call_raw(operation, call_options)
