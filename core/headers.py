@@ -41,17 +41,15 @@ class Headers(Mapping[str, str]):
 
     def __init__(self, headers: HeadersLike | None = None) -> None:
         if isinstance(headers, Headers):
-            store = headers._store
-        else:
-            store = {}
-            items = headers.items() if isinstance(headers, Mapping) else headers or ()
+            self._store = headers._store  # immutable: safe to share
+            return
+        store: dict[str, str] = {}
+        if headers:
+            items = headers.items() if isinstance(headers, Mapping) else headers
             for name, value in items:
                 key = name.lower()
                 store[key] = f"{store[key]}, {value}" if key in store else value
-        object.__setattr__(self, "_store", store)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Headers are read-only")
+        self._store = store
 
     def __getitem__(self, name: str) -> str:
         if not isinstance(name, str):

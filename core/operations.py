@@ -7,6 +7,7 @@ error names the offending argument and is both an `APIError` and the matching bu
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -231,7 +232,8 @@ def _validate_inputs(inputs: object) -> str | list[str]:
             )
         if not item:
             raise InvalidArgumentValueError(f"inputs[{i}]", "must not be an empty string")
-        _check_text(item, f"inputs[{i}]")
+        if not item.isascii():  # the common case skips the call
+            _check_text(item, f"inputs[{i}]")
     return list(inputs)
 
 
@@ -251,6 +253,8 @@ _NAMED_FIELDS = frozenset({"inputs", "model", "encoding_format", "dimensions", "
 
 
 def _validate_extra_body(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
     extra = _optional_mapping(value, "extra_body")
     for key in extra:
         if key in _NAMED_FIELDS:
@@ -260,6 +264,12 @@ def _validate_extra_body(value: object) -> dict[str, Any]:
             )
     result: dict[str, Any] = _json_value(extra, "extra_body")
     return result
+
+
+@functools.lru_cache(maxsize=256)
+def _embeddings_parser(inputs: int, dimensions: int | None) -> EmbeddingsParser:
+    # Parsers are immutable values: the common shapes are built once, not per call.
+    return EmbeddingsParser(AnswerContract(inputs=inputs, dimensions=dimensions))
 
 
 def create_embeddings(
@@ -300,7 +310,9 @@ def create_embeddings(
         response_type=CreateEmbeddingResponse,
         body=body,
         stream=stream,
-        parser=EmbeddingsParser(AnswerContract.for_body(body)),
+        parser=_embeddings_parser(
+            1 if isinstance(body["inputs"], str) else len(body["inputs"]), body.get("dimensions")
+        ),
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "set_header",
 ]
 
+
 def set_header(headers: dict[str, str], name: str, value: str) -> None:
     """Set ``name`` in ``headers``, replacing any spelling of it (header names ignore case)."""
     lowered = name.lower()

@@ -85,8 +85,8 @@ def test_read_only_and_picklable(items: list[tuple[str, str]]) -> None:
     with pytest.raises(TypeError):
         headers["x"] = "y"  # type: ignore[index]
     with pytest.raises(AttributeError):
-        headers._store = {}  # type: ignore[misc]
-    assert not hasattr(headers, "__dict__")
+        headers.extra = "x"  # type: ignore[attr-defined]
+    assert not hasattr(headers, "__dict__") and not hasattr(headers, "__setitem__")
     for copied in (pickle.loads(pickle.dumps(headers)), copy.copy(headers), copy.deepcopy(headers)):
         assert copied == headers and isinstance(copied, Headers)
     with pytest.raises(TypeError):
