@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import attrs
 
-__all__ = ["AnswerContract", "AnswerTracker", "check_answer"]
+__all__ = ["AnswerContract", "AnswerTracker", "check_answer", "model_problem", "usage_problem"]
 
 
 @attrs.frozen
@@ -116,3 +116,19 @@ def check_answer(contract: AnswerContract, items: Iterable[tuple[int, int]]) -> 
         if problem is not None:
             return problem
     return tracker.finish()
+
+
+def usage_problem(prompt_tokens: int, total_tokens: int) -> str | None:
+    """What is wrong with an answer's token counts (the contract: both 0 or more), or None."""
+    if prompt_tokens < 0 or total_tokens < 0:
+        return f"negative token counts ({prompt_tokens} prompt, {total_tokens} total)"
+    return None
+
+
+def model_problem(model_id: str, dimensions: int) -> str | None:
+    """What is wrong with a model in an answer (a non-empty id, 1 dimension or more), or None."""
+    if not model_id:
+        return "a model has an empty id"
+    if dimensions < 1:
+        return f"model {model_id!r} has {dimensions} dimensions"
+    return None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._numpy import require_numpy
-from .answer_contract import AnswerContract, AnswerTracker
+from .answer_contract import AnswerContract, AnswerTracker, usage_problem
 from .models import Usage
 from .parsing import contract_error, parse_json, structure
 from .request import Request
@@ -107,7 +107,9 @@ def parse_matrix(
             # Rows are written straight into the matrix: no second copy of the vectors.
             matrix = np_.empty((contract.inputs, len(raw) // 4), dtype="<f4")
         matrix[item.index] = np_.frombuffer(raw, dtype="<f4")
-    problem = tracker.finish()
+    problem = tracker.finish() or usage_problem(
+        answer.usage.prompt_tokens, answer.usage.total_tokens
+    )
     if problem is not None:
         raise contract_error(head, problem, request, data)
     assert matrix is not None  # finish() found at least one row

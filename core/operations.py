@@ -28,7 +28,7 @@ from .options import (
     validate_count,
     validate_headers,
 )
-from .parsing import EmbeddingsParser
+from .parsing import EmbeddingsParser, parse_model_answer, parse_model_list
 from .request import Request
 from .response import ResponseHead
 
@@ -348,7 +348,7 @@ def create_embedding_matrix(
 
 def list_models() -> Operation[ModelList]:
     """The ``GET /models`` operation."""
-    return Operation(method="GET", path="/models", response_type=ModelList)
+    return Operation(method="GET", path="/models", response_type=ModelList, parser=parse_model_list)
 
 
 def retrieve_model(model_id: object) -> Operation[Model]:
@@ -361,4 +361,6 @@ def retrieve_model(model_id: object) -> Operation[Model]:
     segment = quote(model_id, safe="")
     if segment in (".", ".."):
         segment = segment.replace(".", "%2E")
-    return Operation(method="GET", path="/models/" + segment, response_type=Model)
+    return Operation(
+        method="GET", path="/models/" + segment, response_type=Model, parser=parse_model_answer
+    )

@@ -8,10 +8,10 @@ import attrs
 import cattrs
 
 from ._json import loads
-from .answer_contract import AnswerContract, check_answer
+from .answer_contract import AnswerContract, check_answer, model_problem, usage_problem
 from .converter import default_converter, fast_converter
 from .errors import APIResponseValidationError
-from .models import CreateEmbeddingResponse
+from .models import CreateEmbeddingResponse, Model, ModelList
 from .request import Request
 from .response import ResponseHead
 
@@ -21,6 +21,8 @@ __all__ = [
     "parse_embeddings",
     "parse_json",
     "parse_model",
+    "parse_model_answer",
+    "parse_model_list",
     "structure",
 ]
 
@@ -100,10 +102,31 @@ def parse_embeddings(
     response = structure(head, data, CreateEmbeddingResponse, request)
     problem = check_answer(
         contract or AnswerContract(), ((e.index, len(e.embedding)) for e in response.data)
-    )
+    ) or usage_problem(response.usage.prompt_tokens, response.usage.total_tokens)
     if problem is not None:
         raise contract_error(head, problem, request, data)
     return response
+
+
+def parse_model_answer(head: ResponseHead, body: bytes, request: Request | None = None) -> Model:
+    """Parse the answer of ``GET /models/{id}``, checking the model (id, dimensions)."""
+    data = parse_json(head, body, request)
+    model = structure(head, data, Model, request)
+    problem = model_problem(model.id, model.dimensions)
+    if problem is not None:
+        raise contract_error(head, problem, request, data)
+    return model
+
+
+def parse_model_list(head: ResponseHead, body: bytes, request: Request | None = None) -> ModelList:
+    """Parse the answer of ``GET /models``, checking every model (id, dimensions)."""
+    data = parse_json(head, body, request)
+    models = structure(head, data, ModelList, request)
+    for model in models.data:
+        problem = model_problem(model.id, model.dimensions)
+        if problem is not None:
+            raise contract_error(head, problem, request, data)
+    return models
 
 
 @attrs.frozen

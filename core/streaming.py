@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._json import loads
-from .answer_contract import AnswerContract, AnswerTracker
+from .answer_contract import AnswerContract, AnswerTracker, usage_problem
 from .errors import APIConnectionError, APIError, APIResponseValidationError
 from .models import CreateEmbeddingResponse, Embedding, EmbeddingStreamDone
 from .parsing import contract_error, structure
@@ -125,7 +125,9 @@ class EmbeddingStreamDecoder:
             return item
         if event.event == "done":
             done = structure(self._head, self._decode(event), EmbeddingStreamDone, self._request)
-            problem = self._tracker.finish()
+            problem = self._tracker.finish() or usage_problem(
+                done.usage.prompt_tokens, done.usage.total_tokens
+            )
             if problem is not None:
                 raise contract_error(self._head, problem, self._request)
             self.done = done

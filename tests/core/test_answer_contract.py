@@ -18,10 +18,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aligneai.core.answer_contract import AnswerContract, AnswerTracker, check_answer
+from aligneai.core.answer_contract import (
+    AnswerContract,
+    AnswerTracker,
+    check_answer,
+    model_problem,
+    usage_problem,
+)
 from aligneai.core.converter import check_vector
 from aligneai.core.errors import APIResponseValidationError
-from aligneai.core.operations import create_embedding_matrix, create_embeddings
+from aligneai.core.operations import (
+    create_embedding_matrix,
+    create_embeddings,
+    list_models,
+    retrieve_model,
+)
 from aligneai.core.request import Request, encode_json_body
 from aligneai.core.response import ResponseHead
 from aligneai.core.streaming import EmbeddingStreamDecoder, contract_of
@@ -261,3 +272,50 @@ def test_check_vector_refuses_exactly_the_non_numbers(
 def test_huge_but_finite_numbers_pass() -> None:
     # Their sum overflows to inf; each one is finite: the slow path must say so.
     check_vector([1e308, 1e308, -1e308])
+
+
+# --- token counts and models ------------------------------------------------------------------
+
+
+@given(st.integers(-3, 3), st.integers(-3, 3))
+def test_usage_counts_must_not_be_negative(prompt: int, total: int) -> None:
+    assert (usage_problem(prompt, total) is None) == (prompt >= 0 and total >= 0)
+
+
+@given(st.text(max_size=3), st.integers(-2, 3))
+def test_a_model_needs_an_id_and_a_dimension(model_id: str, dimensions: int) -> None:
+    assert (model_problem(model_id, dimensions) is None) == (model_id != "" and dimensions >= 1)
+
+
+def test_negative_usage_is_refused_by_every_embeddings_parser() -> None:
+    payload = answer([(0, V)], "base64")
+    payload["usage"] = {"prompt_tokens": -1, "total_tokens": 3}
+    body = json.dumps(payload).encode()
+    for op in (create_embeddings(inputs="a"), create_embedding_matrix(inputs="a")):
+        with pytest.raises(APIResponseValidationError, match="negative token counts"):
+            op.parser(HEAD, body)  # type: ignore[misc]
+    decoder = EmbeddingStreamDecoder(HEAD, request_for(create_embeddings(inputs="a").body))
+    done = {"object": "list", "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": -5}}
+    item = json.dumps(answer([(0, V)])["data"][0])
+    stream = f"event: embedding\ndata: {item}\n\nevent: done\ndata: {json.dumps(done)}\n\n"
+    with pytest.raises(APIResponseValidationError, match="negative token counts"):
+        list(decoder.feed(stream.encode()))
+
+
+@pytest.mark.parametrize(("model_id", "dimensions"), [("", 3), ("m", 0), ("m", -1)])
+def test_models_answers_are_checked(model_id: str, dimensions: int) -> None:
+    model = {
+        "id": model_id,
+        "object": "model",
+        "created": 1,
+        "owned_by": "o",
+        "dimensions": dimensions,
+    }
+    for op, payload in (
+        (retrieve_model("m"), model),
+        (list_models(), {"object": "list", "data": [model]}),
+    ):
+        with pytest.raises(APIResponseValidationError, match="contract"):
+            op.parser(HEAD, json.dumps(payload).encode())  # type: ignore[misc]
+    good = {**model, "id": "m", "dimensions": 8}
+    assert retrieve_model("m").parser(HEAD, json.dumps(good).encode()).dimensions == 8  # type: ignore[misc]
