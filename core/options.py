@@ -49,6 +49,20 @@ MAX_TIMEOUT = 1e9
 
 # RFC 9110 5.1: a field name is a token; 5.5: a field value, here without obsolete 8-bit text.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+# Framing and connection-management fields (RFC 9110 7.6.1, 9112 6): a wrong value makes the
+# body unreadable or the pooled connection unusable, so only the transport sets them.
+_TRANSPORT_HEADERS = frozenset(
+    {
+        "connection",
+        "content-length",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
 _VISIBLE = re.compile(r"[\x21-\x7e]+\Z")
 
@@ -247,6 +261,12 @@ def validate_headers(value: object, argument: str) -> dict[str, str]:
         if not _TOKEN.match(name):
             raise InvalidArgumentValueError(
                 argument, f"invalid header name {name!r} (letters, digits and !#$%&'*+-.^_`|~)"
+            )
+        if name.lower() in _TRANSPORT_HEADERS:
+            raise InvalidArgumentValueError(
+                argument,
+                f"{name!r} is set by the transport (message framing and the connection) "
+                "and cannot be overridden",
             )
         if not isinstance(val, str):
             raise InvalidArgumentTypeError(

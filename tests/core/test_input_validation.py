@@ -129,15 +129,26 @@ def test_a_lone_surrogate_in_any_input_is_named(inputs: list[str], data: st.Data
 # --- headers ------------------------------------------------------------------------------------
 
 
-@given(
-    st.dictionaries(st.text(TOKEN_CHARS, min_size=1, max_size=8), st.text(FIELD_CHARS, max_size=12))
+TRANSPORT_HEADERS = ("Connection", "Content-Length", "Keep-Alive", "Proxy-Connection", "TE",
+                     "Trailer", "Transfer-Encoding", "Upgrade")  # fmt: skip
+tokens = st.text(TOKEN_CHARS, min_size=1, max_size=8).filter(
+    lambda n: n.lower() not in {h.lower() for h in TRANSPORT_HEADERS}
 )
+
+
+@given(st.dictionaries(tokens, st.text(FIELD_CHARS, max_size=12)))
 def test_token_names_and_printable_ascii_values_pass(headers: dict[str, str]) -> None:
     assert validate_headers(headers, "extra_headers") == headers
 
 
+@given(st.sampled_from(TRANSPORT_HEADERS), st.booleans())
+def test_framing_and_connection_headers_are_the_transports(name: str, lower: bool) -> None:
+    with pytest.raises(InvalidArgumentValueError, match="set by the transport"):
+        validate_headers({name.lower() if lower else name: "x"}, "extra_headers")
+
+
 @given(
-    st.text(TOKEN_CHARS, min_size=1, max_size=6),
+    tokens,
     st.text(FIELD_CHARS, max_size=6),
     st.characters().filter(lambda c: c not in FIELD_CHARS),
     st.data(),
