@@ -484,6 +484,8 @@ def _embed(
     ids = None
     if args.input is not None:
         texts = _Corpus(args.input)
+        if not len(texts):
+            raise InvalidArgumentValueError("--input", f"{args.input} holds no text")
         ids = texts.ids() if texts.has_ids else None
     else:
         texts = _read_texts(args, stdin)
@@ -570,11 +572,33 @@ def _embed_many(
         ) from None
     except InvalidArgumentError as exc:
         raise _name_input(exc, args, texts) from exc
+    except APIError as exc:
+        if args.output is not None and _resumable(args.output):
+            raise _Resumable(
+                f"{exc}; {args.output} is resumable: {_resume_command(arguments)}", exc
+            ) from exc
+        raise
     if args.output is None:
         with _writing_output():
             _write_matrix(_Output(stdout), args, result)
     if not args.quiet:
         _write_line(stderr, _summary(result))
+
+
+class _Resumable(APIError):
+    """A bulk run stopped by an error and left a resumable output; ``kind`` is the error's."""
+
+    def __init__(self, message: str, cause: APIError) -> None:
+        super().__init__(message)
+        self.kind = type(cause).__name__
+
+
+def _resumable(output: str) -> bool:
+    from pathlib import Path
+
+    from aligneai._bulk._checkpoint import checkpoint_path
+
+    return checkpoint_path(Path(output)).exists()
 
 
 def _create_many(client: Any, texts: Iterable[str], **options: Any) -> Any:
@@ -801,6 +825,7 @@ def main(
         return EXIT_USAGE
     except (APIError, OSError) as exc:
         kind = "OSError" if isinstance(exc, _ServeError) else type(exc).__name__
+        kind = exc.kind if isinstance(exc, _Resumable) else kind
         _report(err, exc, kind, str(exc), debug)
         return EXIT_API_ERROR
     except Exception as exc:  # a bug: still one line, and the way to see more

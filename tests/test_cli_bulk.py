@@ -372,8 +372,8 @@ def _environment() -> dict[str, str]:
 def test_console_ctrl_c_then_resume(tmp_path: Path) -> None:
     texts = corpus(400)
     write_lines(tmp_path / "corpus.txt", texts)
-    # One request at a time, each held 0.2 s: the run is still going when Ctrl-C comes.
-    with LocalServer(latency=0.2) as slow:
+    # One request at a time, each held 0.15 s: the run is still going when Ctrl-C comes.
+    with LocalServer(latency=0.15) as slow:
         argv = ["embed", "--base-url", slow.url, "--api-key", KEY, "--input", "corpus.txt"]
         argv += ["--output", "v.npy", "--batch-size", "40", "--max-concurrency", "1"]
         process = subprocess.Popen(
@@ -490,3 +490,37 @@ def test_console_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "300/300" in screen  # the bar (tqdm or the plain line) reached the total
     last = screen.replace("\r\n", "\n").rstrip("\n").split("\n")[-1]
     assert SUMMARY.fullmatch(last.split("\r")[-1]), screen
+
+
+def test_empty_input_file_is_refused(srv: LocalServer, tmp_path: Path) -> None:
+    source = tmp_path / "empty.txt"
+    source.write_bytes(b"")
+    result = run(remote(srv, "--input", str(source), "--output", str(tmp_path / "v.npy")))
+    assert_one_error_line(result, 2, f"InvalidArgumentValueError: --input: {source} holds no text")
+    assert not (tmp_path / "v.npy").exists()
+
+
+def test_a_failed_run_says_how_to_resume(
+    srv: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aligneai.testing import Fault
+
+    texts = corpus(30)
+    write_lines(tmp_path / "corpus.txt", texts)
+    monkeypatch.chdir(tmp_path)
+    srv.enqueue(Fault.none(), Fault.status(400, body={"error": {"message": "no", "type": "x"}}))
+    argv = remote(srv, "--input", "corpus.txt", "--output", "v.npy", "--batch-size", "10")
+    argv += ["--max-concurrency", "1"]
+    result = run(argv)
+    assert_one_error_line(result, 1, "BadRequestError: ")
+    assert result.err.rstrip("\n").endswith(
+        f"; v.npy is resumable: aligneai embed --resume --base-url {srv.url} --api-key *** "
+        "--input corpus.txt --output v.npy --batch-size 10 --max-concurrency 1"
+    )
+    srv.reset()
+    resumed = run([*argv, "--resume"])
+    assert resumed.code == 0, resumed.err
+    summary = SUMMARY.fullmatch(resumed.err_lines[-1])
+    assert summary and summary.group(2) == "10", resumed.err
+    assert sorted(sent_inputs(srv)) == sorted(texts[10:])
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), expected(texts), atol=1e-6)
