@@ -548,7 +548,7 @@ def _embed_many(
                     texts,
                     model=args.model,
                     dimensions=args.dimensions,
-                    ids=ids,
+                    ids=ids if args.output is not None else None,
                     batch_size=args.batch_size or MAX_INPUTS,
                     max_batch_tokens=None,
                     max_concurrency=args.max_concurrency,
@@ -580,7 +580,8 @@ def _embed_many(
         raise
     if args.output is None:
         with _writing_output():
-            _write_matrix(_Output(stdout), args, result)
+            ids = texts.ids() if isinstance(texts, _Corpus) and texts.has_ids else None
+            _write_matrix(_Output(stdout), args, result, ids)
     if not args.quiet:
         _write_line(stderr, _summary(result))
 
@@ -665,31 +666,38 @@ def _resume_command(arguments: Sequence[str]) -> str:
     return "aligneai " + " ".join(shown)
 
 
-def _write_matrix(output: _Output, args: argparse.Namespace, result: Any) -> None:
-    """A bulk result on stdout, in --format (json: the shape of one create() answer)."""
+def _write_matrix(
+    output: _Output, args: argparse.Namespace, result: Any, ids: Iterable[str] | None
+) -> None:
+    """A bulk result on stdout, in --format (json: the shape of one create() answer).
+
+    The ids of a ``.jsonl`` input go into each json/jsonl row (an npy matrix has no place for
+    them: row i is line i + 1).
+    """
     matrix = result.matrix
     if args.format == "npy":
         _write_npy(output, matrix)
         return
+    id_of = iter(ids) if ids is not None else None
+
+    def row(i: int, **fields: Any) -> str:
+        fields["index"] = i
+        if id_of is not None:
+            fields["id"] = next(id_of)
+        fields["embedding"] = matrix[i].tolist()
+        return json.dumps(fields)
+
     rows = 1024  # rows per write: memory stays small whatever the corpus size
     if args.format == "jsonl":
         for start in range(0, result.count, rows):
-            output.text(
-                "".join(
-                    json.dumps({"index": i, "embedding": matrix[i].tolist()}) + "\n"
-                    for i in range(start, min(start + rows, result.count))
-                )
-            )
+            stop = min(start + rows, result.count)
+            output.text("".join(row(i) + "\n" for i in range(start, stop)))
         return
     output.text('{"object": "list", "data": [')
     for start in range(0, result.count, rows):
-        output.text(
-            ", ".join(
-                json.dumps({"object": "embedding", "index": i, "embedding": matrix[i].tolist()})
-                for i in range(start, min(start + rows, result.count))
-            )
-            + (", " if start + rows < result.count else "")
-        )
+        stop = min(start + rows, result.count)
+        more = ", " if stop < result.count else ""
+        output.text(", ".join(row(i, object="embedding") for i in range(start, stop)) + more)
     usage = {"prompt_tokens": result.usage.prompt_tokens, "total_tokens": result.usage.total_tokens}
     # The model appears when it was asked for: a bulk result does not carry the server's.
     model = f', "model": {json.dumps(args.model)}' if args.model is not None else ""

@@ -524,3 +524,40 @@ def test_a_failed_run_says_how_to_resume(
     assert summary and summary.group(2) == "10", resumed.err
     assert sorted(sent_inputs(srv)) == sorted(texts[10:])
     np.testing.assert_allclose(np.load(tmp_path / "v.npy"), expected(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_jsonl_input_to_stdout_keeps_the_ids(srv: LocalServer, tmp_path: Path, fmt: str) -> None:
+    texts = corpus(5)
+    source = tmp_path / "corpus.jsonl"
+    source.write_text(
+        "".join(json.dumps({"text": t, "id": f"d{i}"}) + "\n" for i, t in enumerate(texts))
+    )
+    result = run(remote(srv, "--input", str(source), "--format", fmt, "-q"))
+    assert (result.code, result.err) == (0, "")
+    if fmt == "jsonl":
+        rows = [json.loads(line) for line in result.out.splitlines()]
+    else:
+        rows = json.loads(result.out)["data"]
+        assert [row.pop("object") for row in rows] == ["embedding"] * 5
+    assert [list(row) for row in rows] == [["index", "id", "embedding"]] * 5
+    assert [row["id"] for row in rows] == [f"d{i}" for i in range(5)]
+    assert [row["index"] for row in rows] == list(range(5))
+    got = np.array([row["embedding"] for row in rows])
+    np.testing.assert_allclose(got, expected(texts), atol=1e-6)
+
+
+def test_resume_with_other_settings_is_refused(srv: LocalServer, tmp_path: Path) -> None:
+    from aligneai.testing import Fault
+
+    source = write_lines(tmp_path / "corpus.txt", corpus(20))
+    output = str(tmp_path / "v.npy")
+    srv.enqueue(Fault.none(), Fault.status(400))
+    base = ["--input", str(source), "--output", output, "--batch-size", "10"]
+    first = run(remote(srv, *base, "--max-concurrency", "1"))
+    assert first.code == 1, first.err
+    srv.reset()
+    again = run(remote(srv, *base, "--resume", "--model", "aligne-embed-large"))
+    assert_one_error_line(again, 2, "BulkResumeError: --resume: ")
+    assert "model" in again.err
+    assert srv.requests == []
