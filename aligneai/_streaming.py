@@ -98,6 +98,22 @@ class _SyncHold:
         except Exception:  # the connection is dropped either way
             close_quietly(response)
 
+    def abandon(self) -> None:
+        """Release from the finalizer of a stream dropped unclosed (see `Stream`)."""
+        response, self.response = self.response, None
+        if response is None:
+            return
+        # The garbage collector may run this while the interrupted code holds the pool's lock:
+        # our urllib3 transport then only closes the socket, and reclaims the slot later.
+        abandon = getattr(response, "abandon", None)
+        try:
+            if abandon is not None:
+                abandon()
+            else:
+                response.close()
+        except Exception:  # a finalizer must not raise; the socket is dropped either way
+            pass
+
 
 def _read_sync(
     decoder: EmbeddingStreamDecoder, hold: _SyncHold, request: Request | None
@@ -311,7 +327,7 @@ class Stream(_StreamState, Iterator[Embedding]):
         self._hold = hold
         self._iterator = _read_sync(self._decoder, hold, result.request)
         # Runs when the stream is dropped unclosed; it refers to the holder, not the stream.
-        self._finalizer = weakref.finalize(self, hold.release)
+        self._finalizer = weakref.finalize(self, hold.abandon)
 
     @property
     def _response(self) -> SyncResponse | None:

@@ -6,6 +6,7 @@ not followed so that the Authorization header never travels to another host).
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import socket
@@ -75,11 +76,18 @@ def _translate(exc: BaseException) -> ConnectError | ReadError:
 class Urllib3Response:
     """A urllib3 response adapted to `SyncResponse`."""
 
-    __slots__ = ("_closed", "_incremental", "_response")
+    __slots__ = ("_abandoned", "_closed", "_incremental", "_response")
 
-    def __init__(self, response: urllib3.BaseHTTPResponse, *, incremental: bool = False) -> None:
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        *,
+        incremental: bool = False,
+        abandoned: collections.deque[urllib3.BaseHTTPResponse] | None = None,
+    ) -> None:
         self._response = response
         self._incremental = incremental
+        self._abandoned = abandoned
         self._closed = False
 
     @property
@@ -138,6 +146,24 @@ class Urllib3Response:
                 if getattr(connection, "sock", None) is sock:  # still open: as it was
                     sock.settimeout(timeout)
         self.close()
+
+    def abandon(self) -> None:
+        """Discard the connection from a finalizer (a stream dropped unclosed).
+
+        The garbage collector may run a finalizer while the interrupted code holds the pool's
+        lock, so only the socket is closed here, which takes no lock; the pool gets its slot
+        back at the transport's next `send`. Idempotent, like `close`.
+        """
+        if self._closed:
+            return
+        if self._abandoned is None:
+            self.close()
+            return
+        self._closed = True
+        response = self._response
+        if not response.closed:  # a body read to its end keeps its connection for reuse
+            response.close()  # the socket too
+        self._abandoned.append(response)  # deque.append: atomic, takes no lock
 
     def close(self) -> None:
         """Return the connection to the pool when the body was read fully, else discard it.
@@ -204,6 +230,9 @@ class Urllib3Transport:
         self._lock = threading.Lock()
         self._pools: dict[str | None, urllib3.PoolManager] = {}
         self._host_pools: dict[tuple[str, str, int | None], HTTPConnectionPool] = {}
+        # Responses discarded by finalizers, whose connections go back to the pool at the next
+        # send (see `Urllib3Response.abandon`).
+        self._abandoned: collections.deque[urllib3.BaseHTTPResponse] = collections.deque()
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -228,6 +257,7 @@ class Urllib3Transport:
         self._lock = threading.Lock()
         self._pools = {}
         self._host_pools = {}
+        self._abandoned = collections.deque()
         self._pid = os.getpid()
 
     def _pool(self, proxy: str | None) -> urllib3.PoolManager:
@@ -268,6 +298,8 @@ class Urllib3Transport:
         """Send ``request``; return when the response head has arrived."""
         if self._pid != os.getpid():
             self._forget_parent_pools()
+        if self._abandoned:
+            self._release_abandoned()
         timeout = request.timeout
         options: dict[str, Any] = {
             "body": request.body,
@@ -290,7 +322,16 @@ class Urllib3Transport:
                 response = self._pool(proxy).urlopen(request.method, request.url, **options)
         except (HTTPError, HTTPException, OSError) as exc:
             raise _translate(exc) from exc
-        return Urllib3Response(response, incremental=request.stream)
+        return Urllib3Response(response, incremental=request.stream, abandoned=self._abandoned)
+
+    def _release_abandoned(self) -> None:
+        abandoned = self._abandoned
+        while abandoned:
+            try:
+                response = abandoned.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            response.release_conn()  # a closed connection: urllib3 reconnects it when reused
 
     def close(self) -> None:
         """Close every pooled connection (only this process's own)."""
@@ -300,5 +341,6 @@ class Urllib3Transport:
         with self._lock:
             pools, self._pools = self._pools, {}
             self._host_pools = {}
+        self._release_abandoned()
         for pool in pools.values():
             pool.clear()

@@ -217,6 +217,28 @@ def test_leaving_a_stream_early_discards_its_connection(api, gated, exit_kind):
             assert stream_port == ports[2 * round_ - 1]  # a healthy connection was reused
 
 
+def test_a_stream_caught_in_a_reference_cycle_is_released_by_the_collector(api, gated):
+    # Only the cycle collector can free this stream; its finalizer may then run at any point
+    # of other code, so it closes the socket at once and the pool takes the slot back later.
+    client = api.make(base_url=gated.base_url, max_retries=0)
+    for _ in range(3):
+        stream = _new_stream(client)
+        next(iter(stream))
+        holder: dict[str, Any] = {"stream": stream}
+        holder["self"] = holder
+        del holder, stream
+        gc.collect()
+        gated.release_all()
+        assert len(client.embeddings.create(inputs=["y"]).data) == 1
+
+    ports = [port for _, port in gated.log]
+    assert [kind for kind, _ in gated.log] == ["stream", "plain"] * 3
+    for round_ in range(3):
+        assert ports[2 * round_ + 1] != ports[2 * round_]
+        if round_ > 0:
+            assert ports[2 * round_] == ports[2 * round_ - 1]
+
+
 def test_a_stream_read_to_its_end_leaves_its_connection_for_reuse(api, gated):
     # The server ends the body right after the `done` event: the connection goes back to the
     # pool (the sync client used to discard it, the chunked terminator being still unread).

@@ -471,3 +471,35 @@ def test_a_pooled_connection_whose_socket_died_is_replaced(
         assert "ValueError" in str(info.value)
     finally:
         client.close()
+
+
+def test_abandon_closes_the_socket_at_once_and_the_pool_reclaims_the_slot_later(
+    ports_server: tuple[str, Any],
+) -> None:
+    # What a stream's finalizer calls: no pool lock may be taken there, so the slot comes back
+    # at the next send.
+    url, httpd = ports_server
+    transport = Urllib3Transport(max_connections=1)
+    try:
+        big = transport.send(attrs.evolve(get(url + "/big"), stream=True))
+        reader = iter(big.iter_bytes())  # kept: dropping it would close the connection itself
+        assert next(reader) == b"first"
+        connection = big._response.connection  # type: ignore[attr-defined]
+        assert connection.sock is not None
+        big.abandon()  # type: ignore[attr-defined]
+        assert connection.sock is None  # closed at once
+        assert len(transport._abandoned) == 1
+        pool = next(iter(transport._host_pools.values()))
+        assert pool.pool.qsize() == 0  # the slot is still out
+        big.abandon()  # type: ignore[attr-defined]
+        big.close()  # both idempotent
+        httpd.gate.set()
+
+        read_all(transport.send(get(url + "/small")))
+
+        assert not transport._abandoned
+        assert pool.pool.qsize() == 1  # max_connections=1: the one slot is back
+    finally:
+        transport.close()
+    ports = [port for _, port in httpd.seen]
+    assert ports[1] != ports[0]
