@@ -45,6 +45,7 @@ from .errors import (
     InvalidArgumentTypeError,
     InvalidArgumentValueError,
 )
+from .operations import MAX_INPUTS
 from .ratecontrol import RateController
 from .retry import RetryPolicy, backoff_delay, parse_retry_after
 
@@ -237,8 +238,6 @@ def validate_bulk_arguments(
     on_error: object,
 ) -> None:
     """Check the scheduling arguments of ``create_many`` / ``iter_many``, naming a bad one."""
-    from .operations import MAX_INPUTS
-
     size = _positive_int(batch_size, "batch_size", allow_none=False)
     assert size is not None
     if size > MAX_INPUTS:

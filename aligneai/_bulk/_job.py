@@ -233,7 +233,7 @@ class Job:
         counters = self.scheduler.counters
         self.reporter.update(
             ProgressEvent(
-                done=counters.done,
+                done=counters.embedded + counters.resumed,
                 total=self.scheduler.total if self.scheduler.total is not None else self.total_hint,
                 failed=len(counters.failed),
                 tokens=counters.tokens,

@@ -409,3 +409,82 @@ def test_import_aligneai_loads_neither_numpy_nor_the_drivers() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert out.strip() == "['aligneai._bulk._methods']"
+
+
+SIGINT_CHILD = r"""
+import json, sys
+from aligneai import AligneAI
+from aligneai._bulk._methods import BulkEmbeddingsMixin
+
+spec = json.loads(sys.argv[1])
+
+
+class Bulk(BulkEmbeddingsMixin):
+    def __init__(self, client):
+        self._client = client
+
+
+texts = (f"text {i} of the corpus" for i in range(spec["n"]))
+with AligneAI(api_key="k", base_url=spec["url"]) as client:
+    try:
+        Bulk(client).create_many(
+            texts, dimensions=8, batch_size=10, max_concurrency=4, output=spec["output"]
+        )
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+        raise
+"""
+
+
+def test_a_real_sigint_stops_the_sync_driver_promptly(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    out = tmp_path / "vectors.npy"
+    with LocalServer(latency=1.0) as server:
+        spec = {"n": 400, "url": server.url, "output": str(out)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ALIGNEAI_")}
+        process = subprocess.Popen(
+            [sys.executable, "-c", SIGINT_CHILD, json.dumps(spec)],
+            cwd=tmp_path,  # not the repo root, whose ./aligneai would shadow the install
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(server.requests) < 4:  # the first requests are in flight (1 s each)
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            started = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            out_text, err = process.communicate(timeout=30)
+            stopped = time.monotonic() - started
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert "INTERRUPTED" in out_text, err
+    assert process.returncode != 0 and "KeyboardInterrupt" in err
+    # Nothing waited for the requests in flight (they take 1 s at the server).
+    assert stopped < 0.9
+    assert (tmp_path / "vectors.npy.checkpoint.json").exists()
+
+
+@drivers
+def test_progress_events_count_up_to_the_total(driver: str) -> None:
+    texts = corpus(50)
+    events: list[Any] = []
+    with LocalServer() as server:
+        result = create_many(server, driver, texts, batch_size=10, progress=events.append)
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    assert events[-1].done == 50 and events[-1].total == 50
+    assert events[-1].requests == result.requests == 5
+    assert events[-1].tokens == result.usage.prompt_tokens
+
+
+def test_progress_true_writes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    with LocalServer() as server:
+        create_many(server, "sync", corpus(20), batch_size=10, progress=True)
+    assert "20" in capsys.readouterr().err
