@@ -29,17 +29,20 @@ __all__ = ["AsyncStream", "Stream"]
 # - The transport response is held by a small holder (`_SyncHold` / `_AsyncHold`) that the
 #   stream, its reading generator and a `weakref.finalize` share; none of them refers back to
 #   the stream. So a stream dropped half-read (``return`` inside the ``for`` loop) is freed at
-#   once by reference counting and its finalizer closes the connection then, and a stream
-#   that ends up in a reference cycle anyway is still released safely: the finalizer's
-#   registry keeps the response (and its socket) alive until the callback has closed it.
-#   (A stream that owned its response alone let the garbage collector finalise the socket
-#   first and then hand the dead connection back to the pool, where the next call failed.)
-# - A response read part-way is closed, never returned to the pool (the transport's job).
+#   once by reference counting, and its finalizer releases the connection then. A stream that
+#   ends up in a reference cycle anyway is released safely too: the finalizer's registry keeps
+#   the response (and its socket) alive until the callback has closed it. (A stream that owned
+#   its response alone let the garbage collector finalise the socket first and then hand the
+#   dead connection back to the pool, where the next call failed.)
+# - The finalizer takes no lock (`abandon`): the collector may run it anywhere.
+# - A response read part-way is closed, never reused (the transport's job); one read to its
+#   ``done`` event is closed with `close_after_end` where the transport offers it, so that its
+#   connection can be reused.
 # - ``close()`` marks the holder closed: iteration then ends (StopIteration), and a read
 #   that fails because the stream was closed meanwhile ends quietly too.
 
 
-def close_quietly_call(close: Any) -> None:
+def _call_quietly(close: Any) -> None:
     """Call a reader's ``close``; the connection is released next whatever it raises."""
     try:
         close()
@@ -49,7 +52,7 @@ def close_quietly_call(close: Any) -> None:
         pass
 
 
-async def aclose_quietly_call(aclose: Any) -> None:
+async def _acall_quietly(aclose: Any) -> None:
     """Await a reader's ``aclose``; the connection is released next whatever it raises."""
     try:
         await aclose()
@@ -154,11 +157,11 @@ def _read_sync(
         close = getattr(chunks, "close", None)
         try:
             if close is not None and not ended:
-                close_quietly_call(close)
+                _call_quietly(close)
         finally:
             hold.release(ended=ended)
             if close is not None and ended:
-                close_quietly_call(close)
+                _call_quietly(close)
 
 
 class _AsyncHold:
@@ -248,7 +251,7 @@ async def _read_async(
         try:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
-                await aclose_quietly_call(aclose)
+                await _acall_quietly(aclose)
         finally:
             await hold.release()
 
