@@ -2,8 +2,9 @@
 
     aligneai embed "hello world" --format jsonl
     aligneai embed --local "hello world"        # no key, no network: an in-process server
+    aligneai embed --input corpus.txt --output vectors.npy [--resume] [--rpm N] [--tpm N]
     aligneai models [ID]
-    aligneai serve --host 127.0.0.1 --port 8000
+    aligneai serve --host 127.0.0.1 --port 8000 [--rpm N --tpm N --latency S ...]
 
 Every failure prints exactly one line to stderr, ``aligneai: error: <Kind>: <message>``, and
 exits non-zero (``--debug`` adds the traceback): 1 for API, connection and system errors (a port
@@ -434,11 +435,16 @@ class _Output:
             raise InvalidArgumentValueError("--format", "npy needs a binary standard output")
         self._stdout.flush()
         view = memoryview(data).cast("B")
-        while view:
-            written = self._binary.write(view)
-            if not written:  # None: a non-blocking stdout that is full; 0: no progress
-                raise OSError(errno.EAGAIN, "standard output accepts no more bytes")
-            view = view[written:]
+        try:
+            while view:
+                written = self._binary.write(view)
+                if not written:  # None: a non-blocking stdout that is full; 0: no progress
+                    raise OSError(errno.EAGAIN, "standard output accepts no more bytes")
+                view = view[written:]
+        finally:
+            # A failed write keeps this frame alive in the traceback: a view still exported
+            # then makes the buffer's owner complain when it is freed (BufferError).
+            view.release()
         self._binary.flush()
 
 
@@ -448,7 +454,11 @@ def _write_npy(output: _Output, matrix: Any) -> None:
     numpy.save(encoded, matrix)
     # Never ndarray.tofile on stdout: on a closed pipe it raises a bare OSError ("... requested
     # and 0 written"), or writes part of the matrix and says nothing.
-    output.binary(encoded.getbuffer())
+    view = encoded.getbuffer()
+    try:
+        output.binary(view)
+    finally:
+        view.release()
 
 
 def _numpy() -> Any:
