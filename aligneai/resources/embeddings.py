@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
+from aligneai._bulk._methods import AsyncBulkEmbeddingsMixin, BulkEmbeddingsMixin
 from aligneai.core.matrix import EmbeddingMatrix
 from aligneai.core.models import CreateEmbeddingResponse
 from aligneai.core.operations import (
@@ -84,8 +85,8 @@ def _prepare_matrix(
     return operation, call_options
 
 
-class Embeddings:
-    """Create embeddings with the synchronous client."""
+class Embeddings(BulkEmbeddingsMixin):
+    """Create embeddings with the synchronous client (``create_many``/``iter_many``: bulk)."""
 
     def __init__(self, client: AligneAI) -> None:
         self._client = client
@@ -254,8 +255,8 @@ class EmbeddingsWithRawResponse:
         return self._client._call_raw(operation, call_options)
 
 
-class AsyncEmbeddings:
-    """Create embeddings with the asynchronous client."""
+class AsyncEmbeddings(AsyncBulkEmbeddingsMixin):
+    """Create embeddings with the asynchronous client (``create_many``/``iter_many``: bulk)."""
 
     def __init__(self, client: AsyncAligneAI) -> None:
         self._client = client
