@@ -125,6 +125,18 @@ class CreateEmbeddingResponse(WireModel):
         from ._numpy import require_numpy
 
         np_ = require_numpy()
+        try:
+            kind = np_.dtype(dtype).kind
+        except TypeError as exc:
+            from .errors import InvalidArgumentTypeError
+
+            raise InvalidArgumentTypeError("dtype", f"not a numpy dtype: {exc}") from None
+        if kind != "f":
+            from .errors import InvalidArgumentValueError
+
+            raise InvalidArgumentValueError(
+                "dtype", f"expected a floating-point dtype (float16/32/64), got {dtype!r}"
+            )
         matrix: np.ndarray[Any, Any]
         if not self.data:
             matrix = np_.zeros((0, 0), dtype=dtype)

@@ -438,3 +438,27 @@ def test_to_numpy(rows: list[list[float]]) -> None:
     assert matrix.shape == ((len(rows), len(rows[0])) if rows else (0, 0))
     assert matrix.tolist() == rows
     assert response.to_numpy(dtype="float64").dtype == np.float64
+
+
+# --- to_numpy's dtype (issue 12 item 4: bad input gives our error, naming the argument) --------
+
+
+@pytest.mark.parametrize(
+    ("dtype", "builtin"),
+    [("int32", ValueError), ("bool", ValueError), ("U4", ValueError), ("not-a-dtype", TypeError),
+     (object(), TypeError)],
+)  # fmt: skip
+def test_to_numpy_refuses_a_dtype_that_is_not_floating_point(
+    dtype: object, builtin: type[Exception]
+) -> None:
+    from aligneai.core.errors import InvalidArgumentError
+
+    response = CreateEmbeddingResponse(
+        data=[Embedding(index=0, embedding=[0.5, 1.5])],
+        model="m",
+        usage=Usage(prompt_tokens=1, total_tokens=1),
+    )
+    with pytest.raises(builtin) as info:
+        response.to_numpy(dtype=dtype)
+    assert isinstance(info.value, InvalidArgumentError) and info.value.argument == "dtype"
+    assert response.to_numpy(dtype="float64").tolist() == [[0.5, 1.5]]
