@@ -714,15 +714,20 @@ def _write_matrix(
     output.text(f']{model}, "usage": {json.dumps(usage)}}}\n')
 
 
+def _count(number: int, word: str, plural: str = "") -> str:
+    return f"{number} {word if number == 1 else plural or word + 's'}"
+
+
 def _summary(result: Any) -> str:
     """One line: texts, tokens, requests, retries, elapsed, throughput (and where)."""
     sent = result.count - result.resumed
     tokens = result.usage.total_tokens
     elapsed = result.elapsed
-    parts = [f"embedded {sent} texts"]
+    parts = [f"embedded {_count(sent, 'text')}"]
     if result.resumed:
         parts[0] += f" ({result.resumed} already done)"
-    parts += [f"{tokens} tokens", f"{result.requests} requests", f"{result.retries} retries"]
+    parts += [_count(tokens, "token"), _count(result.requests, "request")]
+    parts.append(_count(result.retries, "retry", "retries"))
     if result.rate_limited:
         parts.append(f"{result.rate_limited} rate-limited")
     if result.failed:
@@ -866,6 +871,7 @@ _OPTION_OF = {
     "latency": "--latency",
     "latency_per_input": "--latency-per-input",
     "max_concurrency": "--max-concurrency",
+    "batch_size": "--batch-size",
     "output": "--output",
     "resume": "--resume",
 }

@@ -33,8 +33,9 @@ np = pytest.importorskip("numpy")
 KEY = "sk-test-SECRET-bulk-91ab"
 TRACEBACK = "Traceback (most recent call last)"
 SUMMARY = re.compile(
-    r"aligneai: embedded (\d+) texts(?: \((\d+) already done\))?, (\d+) tokens, (\d+) requests, "
-    r"(\d+) retries(?:, \d+ rate-limited)? in \d+\.\d s(?: \(\d+ texts/s, \d+ tokens/s\))?"
+    r"aligneai: embedded (\d+) texts?(?: \((\d+) already done\))?, (\d+) tokens?, (\d+) "
+    r"requests?, (\d+) (?:retry|retries)(?:, \d+ rate-limited)? in \d+\.\d s"
+    r"(?: \(\d+ texts/s, \d+ tokens/s\))?"
     r"(?: -> (.+))?"
 )
 
@@ -239,6 +240,7 @@ def test_unreadable_input_is_one_line(srv: LocalServer, tmp_path: Path, what: st
         (["--output", "v.npy", "--format", "jsonl", "x"], "--format: applies to stdout"),
         (["--resume", "x"], "--resume: needs --output"),
         (["--output", "v.csv", "x"], "--output: "),
+        (["--batch-size", "5000", "x"], "--batch-size: at most 2048"),
     ],
 )
 def test_conflicting_options_are_refused(
