@@ -8,8 +8,8 @@ errors all expose their headers as one of these.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Union, overload
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn, Union, overload
 
 __all__ = ["SECRET_HEADERS", "Headers", "HeadersLike", "redact"]
 
@@ -26,22 +26,22 @@ def redact(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
-class Headers(Mapping[str, str]):
-    """Response headers: an immutable mapping whose lookups ignore the case of names.
+class Headers(dict[str, str]):
+    """Response headers: a read-only dict whose lookups ignore the case of names.
 
     Names are kept (and iterated) in lower case; a field sent more than once holds its values
-    joined by ``", "`` in arrival order, as HTTP allows. Equality with any mapping compares
-    names case-insensitively and values exactly, so ``headers == {"Content-Type": "x"}`` holds
-    whatever the spelling. The repr hides credentials (``authorization``, ``cookie``, ...).
+    joined by ``", "`` in arrival order, as HTTP allows. ``headers["Content-Type"]``,
+    ``headers.get("content-type")`` and ``"CONTENT-TYPE" in headers`` find the same field.
+    Equality with any mapping compares names case-insensitively and values exactly. It is a
+    ``dict`` so that ``json.dumps(headers)`` and ``dict(headers)`` work as they did; changing
+    it raises `TypeError`. The repr hides credentials (``authorization``, ``cookie``, ...).
     """
 
-    __slots__ = ("_store",)
-
-    _store: dict[str, str]
+    __slots__ = ()
 
     def __init__(self, headers: HeadersLike | None = None) -> None:
         if isinstance(headers, Headers):
-            self._store = headers._store  # immutable: safe to share
+            dict.__init__(self, headers)
             return
         store: dict[str, str] = {}
         if headers:
@@ -49,14 +49,15 @@ class Headers(Mapping[str, str]):
             for name, value in items:
                 key = name.lower()
                 store[key] = f"{store[key]}, {value}" if key in store else value
-        self._store = store
+        dict.__init__(self, store)
 
     def __getitem__(self, name: str) -> str:
         if not isinstance(name, str):
             raise KeyError(name)
-        return self._store[name.lower()]
+        value: str = dict.__getitem__(self, name.lower())
+        return value
 
-    @overload
+    @overload  # type: ignore[override]
     def get(self, name: str) -> str | None: ...
 
     @overload
@@ -69,30 +70,47 @@ class Headers(Mapping[str, str]):
         """The value of ``name`` (any case), or ``default``."""
         if not isinstance(name, str):
             return default
-        return self._store.get(name.lower(), default)
+        return dict.get(self, name.lower(), default)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._store
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._store)
-
-    def __len__(self) -> int:
-        return len(self._store)
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Headers):
-            return self._store == other._store
+            return dict.__eq__(self, other)
         if isinstance(other, Mapping):
             if not all(isinstance(name, str) for name in other):
                 return False
-            return self._store == Headers(other)._store
+            return dict.__eq__(self, Headers(other))
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]  # mutable mappings' rule: equal to dicts, unhashable
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # unhashable, as a dict
+
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("Headers are read-only; copy them with dict(headers) to change them")
+
+    __setitem__ = _read_only
+    __delitem__ = _read_only
+    __ior__ = _read_only
+    clear = _read_only
+    pop = _read_only
+    popitem = _read_only
+    setdefault = _read_only
+    update = _read_only
 
     def __repr__(self) -> str:
-        return f"Headers({redact(self._store)!r})"
+        return f"Headers({redact(self)!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Headers, (dict(self._store),))
+        # dict subclasses pickle by replaying __setitem__, which is blocked: rebuild instead.
+        return (Headers, (dict(self),))
+
+    def __copy__(self) -> Headers:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Headers:
+        return self

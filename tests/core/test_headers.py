@@ -7,6 +7,7 @@ are the field's values joined by ``", "`` in arrival order.
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 
 import pytest
@@ -86,7 +87,18 @@ def test_read_only_and_picklable(items: list[tuple[str, str]]) -> None:
         headers["x"] = "y"  # type: ignore[index]
     with pytest.raises(AttributeError):
         headers.extra = "x"  # type: ignore[attr-defined]
-    assert not hasattr(headers, "__dict__") and not hasattr(headers, "__setitem__")
+    for change in (
+        lambda: headers.__delitem__("x"),
+        lambda: headers.update({"x": "y"}),
+        lambda: headers.setdefault("x", "y"),
+        lambda: headers.pop("x"),
+        headers.popitem,
+        headers.clear,
+    ):
+        with pytest.raises(TypeError):
+            change()
+    assert dict(headers) == model(items)
+    assert json.loads(json.dumps(headers)) == model(items)  # a dict for json.dumps, as before
     for copied in (pickle.loads(pickle.dumps(headers)), copy.copy(headers), copy.deepcopy(headers)):
         assert copied == headers and isinstance(copied, Headers)
     with pytest.raises(TypeError):
