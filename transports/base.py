@@ -3,7 +3,12 @@
 A transport does plain HTTP and nothing else: no retries, no redirects, no parsing. It sends one
 `Request` and returns a response whose body is read on demand. When it fails below HTTP it
 raises the core's `ConnectError` (the request was certainly not sent) or `ReadError` (it may
-have been), or their timeout variants; the client decides what happens next.
+have been), or their timeout variants; the client decides what happens next. Any other
+exception from a transport becomes `APIConnectionError` (with the original as ``__cause__``).
+
+A sync response may also offer ``close_after_end()`` (keep the connection for reuse once a
+stream's last event was read) and ``abandon()`` (a lock-free close, safe in a finalizer); streams
+use them when present, and work without them.
 
 Example, a transport on the standard library (see ``tests/transports/test_custom_transport.py``)::
 
