@@ -23,8 +23,9 @@ decrease), the window grows: by 1 per success below the slow-start threshold (do
 trip, like TCP slow start), by ``1 / window`` per success above it (about 1 per round trip). On
 a 429 the window is multiplied by `DECREASE_FACTOR` (at least 1) and the threshold set to the
 result, at most once per round trip (a 429 for a request sent before the last decrease does not
-decrease it again). It never exceeds `MAX_ADAPTIVE_CONCURRENCY`, or ``max_concurrency`` when
-that is given.
+decrease it again); not when the server's limits are known from its headers, since the buckets
+then pace the requests and a 429 says the pace, not the concurrency, was off. It never exceeds
+`MAX_ADAPTIVE_CONCURRENCY`, or ``max_concurrency`` when that is given.
 
 *One shared hold on 429.* A 429 stops every dispatch until its ``retry-after`` (or
 ``retry-after-ms``) has passed, for all workers at once. Without one, the hold lasts the
@@ -33,8 +34,8 @@ that is given.
 buckets are also emptied at the 429, so pacing after the hold starts from what refilled during
 it.
 
-*Learned pace, when the server sends no limits.* If no ``x-ratelimit-limit-*`` header (and no
-budget of the caller's) tells the pace, a 429 teaches it: the server's budget is spent, so the
+*Learned pace, when the server sends no limits.* If no ``x-ratelimit-limit-*`` header tells
+the pace, a 429 teaches it: the server's budget is spent, so the
 tokens it accepted since the previous 429 (over at most `PACE_MEASURE_MAX` seconds, at least
 `PACE_MEASURE_MIN`) were its refill rate. The pace becomes `PACE_MARGIN` times that rate (or,
 with too short a measure, `DECREASE_FACTOR` times the current pace) and drives a third bucket
@@ -239,6 +240,7 @@ class RateController:
         self.rate_limited_in_a_row = 0
         self._chars = 0
         self._tokens = 0
+        self._server_limits = False  # an answer carried x-ratelimit-limit-*
         self.pace: TokenBucket | None = None  # learned from 429s when no limit is known
         self._accepted: list[tuple[float, int]] = []  # (time, tokens) of recent successes
         self._pace_set_at = now  # when a 429 last set the pace (the start of its measure)
@@ -279,8 +281,9 @@ class RateController:
             self.pace.take(tokens, now)
 
     @property
-    def _limits_known(self) -> bool:
-        return self.requests is not None or self.tokens is not None
+    def server_limits_known(self) -> bool:
+        """True once an answer has carried an ``x-ratelimit-limit-*`` header."""
+        return self._server_limits
 
     def _measured_rate(self, now: float, shortest: float = PACE_MEASURE_MIN) -> float | None:
         """Tokens per second accepted since the pace was last set (within the measuring span)."""
@@ -328,6 +331,8 @@ class RateController:
         still in flight; the server may not have counted it in its ``remaining`` yet.
         """
         info = parse_rate_limit_headers(headers)
+        if (info.limit_requests or 0) > 0 or (info.limit_tokens or 0) > 0:
+            self._server_limits = True
         self.requests = self._follow(
             self.requests,
             self._budget_requests,
@@ -406,7 +411,7 @@ class RateController:
             self._accepted.append((now, tokens))
             while self._accepted and self._accepted[0][0] < now - PACE_MEASURE_MAX:
                 self._accepted.pop(0)
-        if self._limits_known:
+        if self._server_limits:
             self.pace = None
         elif self.pace is not None and now >= self.hold_until:
             grown = self.pace.rate * (1.0 + PACE_GROWTH) ** max(0.0, now - self._pace_grown)
@@ -449,14 +454,17 @@ class RateController:
                 RATE_LIMIT_BACKOFF_MAX,
             )
         self.hold_until = max(self.hold_until, now + wait)
-        if not self._limits_known and (self.pace is None or sent_at >= self._pace_set_at):
+        if not self._server_limits and (self.pace is None or sent_at >= self._pace_set_at):
             self._learn_pace(now)
         # The server's budget is spent: pace from an empty bucket once the hold ends.
         for bucket in (self.requests, self.tokens, self.pace):
             if bucket is not None:
                 bucket.refill(now)
                 bucket.level = min(bucket.level, 0.0)
-        if sent_at >= self.last_decrease:
+        # With the server's limits known, the buckets pace the requests and a 429 says the pace
+        # was off, not that too many were in flight: the window is left alone (cutting it would
+        # leave slow start, and take minutes to regain the concurrency the latency needs).
+        if not self._server_limits and sent_at >= self.last_decrease:
             self.window = max(1.0, self.window * DECREASE_FACTOR)
             self.threshold = self.window
             self.last_decrease = now

@@ -66,6 +66,7 @@ class SimServer:
     cap: int | None = None  # per-request token cap
     latency: float = 0.5
     burst: float = 1.0  # the bucket holds this fraction of a minute's budget
+    start_empty: bool = False  # the bucket starts drained (another client just used it)
     latency_per_input: float = 0.0
     headers: bool = True
     faults: list[str] = attrs.field(factory=list)  # consumed one per request: "ok", "500", ...
@@ -76,6 +77,10 @@ class SimServer:
     def __attrs_post_init__(self) -> None:
         self.requests = None if self.rpm is None else _Bucket(self.rpm, self.burst)
         self.tokens = None if self.tpm is None else _Bucket(self.tpm, self.burst)
+        if self.start_empty:
+            for bucket in (self.requests, self.tokens):
+                if bucket is not None:
+                    bucket.level = 0.0
 
     def _headers(self, now: float) -> dict[str, str]:
         if not self.headers:
@@ -546,3 +551,31 @@ def test_split_and_skip_decisions_are_values() -> None:
     assert isinstance(scheduler.next_action(0.3), Finished)
     assert scheduler.counters.failed == [1]
     assert math.isclose(scheduler.counters.embedded, 3)
+
+
+@settings(max_examples=6)
+@given(latency=st.sampled_from([0.5, 1.0, 2.0]), seed=st.integers(0, 1000))
+def test_from_a_drained_bucket_the_limit_is_reached_within_a_few_round_trips(
+    latency: float, seed: int
+) -> None:
+    # Another client just emptied the server's bucket: the first requests get 429. With the
+    # headers known, that must not cost the concurrency the latency needs (12 requests of
+    # 1,100 tokens in flight at 2 s each): the limit is reached in a few round trips.
+    tpm = 396_000
+    inputs = _corpus(12_000, seed)
+    server = SimServer(
+        tpm=tpm, latency=latency / 4, latency_per_input=latency * 0.0075, burst=1 / 6,
+        start_empty=True,
+    )  # fmt: skip
+    result = simulate(make_scheduler(inputs, batch_size=100), server)
+    assert sorted(result.delivered) == list(range(len(inputs)))
+    limit = tpm / 60.0
+    reached = None
+    for step in range(400):
+        start = step * 0.25
+        window = sum(e[3] for e in server.log if start <= e[0] < start + 4.0)
+        if window / 4.0 >= 0.95 * limit:
+            reached = start + 4.0
+            break
+    assert reached is not None and reached <= 4.0 + 5 * latency
+    assert sum(1 for entry in server.log if entry[1] == 429) <= 8

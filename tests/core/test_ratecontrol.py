@@ -268,3 +268,16 @@ def test_the_bucket_size_follows_the_servers_reset() -> None:
     assert rate.tokens.capacity == pytest.approx(10000)
     assert rate.tokens.level == pytest.approx(4000)
     assert rate.ready_at(9000, 0.0) == pytest.approx(5.0)
+
+
+def test_with_the_servers_limits_known_a_429_keeps_the_window() -> None:
+    rate = RateController(now=0.0)
+    for i in range(4):
+        _success(rate, 1.0 + i)
+    assert rate.window == 8
+    headers = {"x-ratelimit-limit-tokens": "60000", "x-ratelimit-remaining-tokens": "0"}
+    hold = rate.on_rate_limited(sent_at=5.0, retry_after=0.5, headers=headers, now=6.0)
+    assert hold == 6.5
+    assert rate.server_limits_known
+    assert rate.window == 8 and rate.threshold == math.inf  # still in slow start
+    assert rate.tokens is not None and rate.tokens.level <= 0  # the bucket paces instead
