@@ -25,7 +25,7 @@ import shlex
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 
 from aligneai.core.errors import (
     APIError,
@@ -34,6 +34,9 @@ from aligneai.core.errors import (
     MissingAPIKeyError,
 )
 from aligneai.core.operations import MAX_INPUTS
+
+if TYPE_CHECKING:  # the bulk machinery (and numpy) loads only when a run needs it
+    from aligneai.bulk import BulkResult, ProgressEvent
 
 __all__ = ["main"]
 
@@ -543,9 +546,9 @@ def _embed_many(
         from aligneai._bulk._progress import make_reporter
 
         reporter = make_reporter(True, total=total, stream=stderr)
-    latest: list[Any] = []
+    latest: list[ProgressEvent] = []
 
-    def progress(event: Any) -> None:
+    def progress(event: ProgressEvent) -> None:
         latest[:] = [event]
         if reporter is not None:
             reporter.update(event)
@@ -560,14 +563,12 @@ def _embed_many(
                     dimensions=args.dimensions,
                     ids=ids if args.output is not None else None,
                     batch_size=args.batch_size or MAX_INPUTS,
-                    max_batch_tokens=None,
                     max_concurrency=args.max_concurrency,
                     requests_per_minute=args.rpm,
                     tokens_per_minute=args.tpm,
                     output=args.output,
                     resume=args.resume,
                     progress=progress,
-                    on_error="raise",
                 )
             finally:
                 if reporter is not None:
@@ -612,13 +613,10 @@ def _resumable(output: str) -> bool:
     return checkpoint_path(Path(output)).exists()
 
 
-def _create_many(client: Any, texts: Iterable[str], **options: Any) -> Any:
-    create_many = getattr(client.embeddings, "create_many", None)
-    if create_many is None:  # until the client has the method: the same driver
-        from aligneai._bulk._run_sync import create_many as run
-
-        return run(client, texts, **options)
-    return create_many(texts, **options)
+def _create_many(client: Any, texts: Iterable[str], **options: Any) -> BulkResult:
+    """``client.embeddings.create_many`` (one seam, so tests can stand in for the run)."""
+    result: BulkResult = client.embeddings.create_many(texts, **options)
+    return result
 
 
 def _is_terminal(stream: TextIO) -> bool:
@@ -677,7 +675,7 @@ def _resume_command(arguments: Sequence[str]) -> str:
 
 
 def _write_matrix(
-    output: _Output, args: argparse.Namespace, result: Any, ids: Iterable[str] | None
+    output: _Output, args: argparse.Namespace, result: BulkResult, ids: Iterable[str] | None
 ) -> None:
     """A bulk result on stdout, in --format (json: the shape of one create() answer).
 
@@ -685,6 +683,7 @@ def _write_matrix(
     them: row i is line i + 1).
     """
     matrix = result.matrix
+    assert matrix is not None  # in memory: no output file was given
     if args.format == "npy":
         _write_npy(output, matrix)
         return
@@ -718,7 +717,7 @@ def _count(number: int, word: str, plural: str = "") -> str:
     return f"{number} {word if number == 1 else plural or word + 's'}"
 
 
-def _summary(result: Any) -> str:
+def _summary(result: BulkResult) -> str:
     """One line: texts, tokens, requests, retries, elapsed, throughput (and where)."""
     sent = result.count - result.resumed
     tokens = result.usage.total_tokens
