@@ -7,9 +7,9 @@
 # make lint / make type / make arch   one tox env each.
 # make clean  remove build output and caches (keeps the venvs); make distclean: the venvs too.
 #
-# Never put the repo root on sys.path (no `python -m pytest`, no `python -m aligneai` from here):
-# the source folder ./aligneai has no core/ and shadows the installed package. Use `pytest`
-# (--import-mode=importlib is configured) and run mypy from another directory, as `make type` does.
+# The source tree is importable as it stands (aligneai/core and aligneai/transports are links to
+# the top-level folders): `pytest`, `python -m pytest`, `mypy` and `python -m aligneai` work from
+# here. tox still tests the built wheel.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -56,8 +56,7 @@ dev:
 		-r requirements/test.txt -r requirements/lint.txt -r requirements/type.txt
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-e '.[aiohttp,numpy,orjson,parquet,tqdm]'
-	@echo "dev: $(VENV) ready. Tests: $(VENV)/bin/pytest   Types: make type, or from another dir:"
-	@echo "  cd \$$(mktemp -d) && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml"
+	@echo "dev: $(VENV) ready. Tests: $(VENV)/bin/pytest   Types: $(VENV)/bin/mypy   Lint: $(VENV)/bin/ruff check ."
 
 lint: $(TOX)
 	$(TOX) run -e lint

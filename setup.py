@@ -1,28 +1,22 @@
-"""Map the source folders onto the installed package; all other metadata is in pyproject.toml.
+"""Guard the source layout; all metadata and package discovery are in pyproject.toml.
 
-``aligneai/`` is installed as ``aligneai``, ``core/`` as ``aligneai.core`` and ``transports/`` as
-``aligneai.transports``. pyproject.toml alone cannot combine such a mapping with automatic
-discovery, so the subpackages of each folder are found here: a new subpackage (a folder with an
-``__init__.py``) is packaged without editing any configuration.
+``aligneai/core`` and ``aligneai/transports`` are symbolic links to the top-level folders
+``core/`` and ``transports/``, so that the source tree imports, type-checks and installs as it
+stands. A checkout made without symbolic links (Windows with ``core.symlinks=false``) would
+silently build a wheel without them: refuse with the command that fixes it.
 """
 
-from setuptools import find_packages, setup
+from pathlib import Path
 
-ROOTS = {
-    "aligneai": "aligneai",
-    "aligneai.core": "core",
-    "aligneai.transports": "transports",
-}
+from setuptools import setup
 
+_HERE = Path(__file__).resolve().parent
+for _name in ("core", "transports"):
+    if not (_HERE / "aligneai" / _name / "__init__.py").is_file():
+        raise SystemExit(
+            f"setup.py: aligneai/{_name} must be a symbolic link to ../{_name}. Clone with "
+            "symbolic links enabled (git config --global core.symlinks true; on Windows also "
+            "Developer Mode), or run: git checkout -- aligneai/core aligneai/transports"
+        )
 
-def _packages() -> list[str]:
-    packages = []
-    for name, folder in ROOTS.items():
-        packages.append(name)
-        packages.extend(f"{name}.{sub}" for sub in find_packages(folder))
-    if len(set(packages)) != len(packages):  # e.g. a stray aligneai/core/ folder
-        raise SystemExit(f"setup.py: two folders map onto one package: {sorted(packages)}")
-    return packages
-
-
-setup(packages=_packages(), package_dir=ROOTS)
+setup()

@@ -53,8 +53,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
         if entry.name in SKIP_TOP or entry.name.startswith(".") or entry.suffix == ".egg-info":
             continue
         if entry.is_dir():
+            # symlinks=True: aligneai/core and aligneai/transports stay links to the folders.
             shutil.copytree(
-                entry, source / entry.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                entry,
+                source / entry.name,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
         else:
             shutil.copy2(entry, source / entry.name)
@@ -88,13 +92,38 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
 
 
 def test_the_installed_package_is_the_one_under_test() -> None:
-    # The source folder ./aligneai has no core/: had it shadowed the installed package (repo root
-    # on sys.path), these imports would fail.
+    # tox installs the wheel: the imports must resolve to it, whatever the working directory.
     import aligneai.transports
     from aligneai.core._version import __version__
 
     assert aligneai.transports.__name__ == "aligneai.transports"
     assert __version__ == VERSION
+
+
+def test_the_source_tree_imports_from_the_repo_root() -> None:
+    # aligneai/core and aligneai/transports are links to the top-level folders, so the most
+    # natural commands work from a fresh clone's root (python -c, python -m pytest, mypy).
+    code = "import aligneai.core.flow, aligneai.transports.base, aligneai; print(aligneai.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert Path(out.stdout.strip()) == ROOT / "aligneai" / "__init__.py"
+
+
+def test_a_checkout_without_the_links_refuses_to_build(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    # What git writes for a link when core.symlinks is false: a file holding the target.
+    (source / "aligneai").mkdir()
+    (source / "aligneai" / "core").write_text("../core", encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "setup.py", "--name"], cwd=source, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert "aligneai/core must be a symbolic link to ../core" in out.stderr
+    assert "core.symlinks" in out.stderr
 
 
 def _metadata(wheel: zipfile.ZipFile) -> email.message.Message:
@@ -138,7 +167,13 @@ def test_metadata(wheel: zipfile.ZipFile) -> None:
     assert metadata["Name"] == "aligneai"
     assert metadata["Version"] == VERSION
     assert metadata["Requires-Python"] == ">=3.9"
-    assert set(metadata.get_all("Provides-Extra") or []) >= {"aiohttp", "numpy", "orjson", "parquet", "tqdm"}
+    assert set(metadata.get_all("Provides-Extra") or []) >= {
+        "aiohttp",
+        "numpy",
+        "orjson",
+        "parquet",
+        "tqdm",
+    }
 
 
 def _lower_bounds(wheel: zipfile.ZipFile) -> dict[str, str]:
@@ -157,7 +192,16 @@ def _lowest_pins() -> dict[str, str]:
 
 def test_lowest_constraints_match_the_declared_lower_bounds(wheel: zipfile.ZipFile) -> None:
     bounds = _lower_bounds(wheel)
-    assert set(bounds) == {"attrs", "cattrs", "urllib3", "aiohttp", "numpy", "orjson", "pyarrow", "tqdm"}
+    assert set(bounds) == {
+        "attrs",
+        "cattrs",
+        "urllib3",
+        "aiohttp",
+        "numpy",
+        "orjson",
+        "pyarrow",
+        "tqdm",
+    }
     pins = _lowest_pins()
     assert {name: pins.get(name) for name in bounds} == bounds
 
