@@ -720,10 +720,13 @@ class Harness:
             command, cwd=self.tmp, env=self.env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
+        # Every wait on the worker is bounded: past the timeout it is killed, pipes hit EOF.
+        timer = threading.Timer(self.plan.worker_timeout, process.kill)
+        timer.start()
         try:
             assert process.stdin is not None and process.stdout is not None
             if go is not None:
-                ready = process.stdout.readline()  # bounded: the worker exits on any error
+                ready = process.stdout.readline()
                 if ready.strip() == "READY":
                     go()
                     process.stdin.write("GO\n")
@@ -734,6 +737,8 @@ class Harness:
             process.communicate()
             self.failures.append(f"{kind}: timed out after {self.plan.worker_timeout:g} s")
             return None
+        finally:
+            timer.cancel()
         for line in stdout.splitlines():
             if line.startswith("RESULT "):
                 result: dict[str, Any] = json.loads(line[7:])
@@ -911,6 +916,8 @@ class Harness:
         process = subprocess.Popen(
             command, cwd=self.tmp, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        timer = threading.Timer(self.plan.worker_timeout, process.kill)
+        timer.start()
         try:
             assert process.stdout is not None
             process.stdout.readline()  # "STARTED": imports done, the run begins
@@ -923,6 +930,7 @@ class Harness:
             process.send_signal(signal.SIGKILL)
             return time.monotonic() - t0
         finally:
+            timer.cancel()
             if process.poll() is None:
                 process.kill()
             process.wait()
