@@ -3,8 +3,7 @@
 `SNIPPET` is what a user writes: ``create(stream=flag)`` with a plain ``bool``, raw responses
 of every resource, case-insensitive header reads. Lines marked ``# E`` must be errors (so the
 types are precise, not ``Any``); every other line must pass. mypy cannot see through the
-editable install's import hook, so the package is laid out for it as an installed wheel would
-be (symlinks in a temporary folder) when it is not installed that way.
+editable install's import hook: `_search_path` shows it the package as a wheel would.
 """
 
 from __future__ import annotations
@@ -72,11 +71,19 @@ SNIPPET = textwrap.dedent(
 
 
 def _search_path(tmp: Path) -> str | None:
-    """A folder where mypy finds ``aligneai`` laid out as installed, or None if it already is."""
+    """A folder where mypy finds ``aligneai`` as installed, or None if site-packages has it.
+
+    mypy cannot follow the editable install's import hook; it refuses site-packages on its
+    search path. So: nothing for a wheel install; the package's parent when the source tree
+    holds the whole package (``core`` and ``transports`` inside it, as links or folders);
+    otherwise a folder of symlinks laid out like the wheel.
+    """
     package = Path(aligneai.__path__[0])
-    parts = {"core": aligneai.core.__path__[0], "transports": aligneai.transports.__path__[0]}
-    if all(Path(p).parent == package for p in parts.values()):
+    if "site-packages" in package.parts:
         return None
+    parts = {"core": aligneai.core.__path__[0], "transports": aligneai.transports.__path__[0]}
+    if all((package / name).resolve() == Path(path).resolve() for name, path in parts.items()):
+        return str(package.parent)
     shim = tmp / "shim" / "aligneai"
     shim.mkdir(parents=True)
     for entry in package.iterdir():
