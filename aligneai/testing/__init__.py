@@ -1,26 +1,64 @@
 """Test against AligneAI without the network: a faithful local server with fault injection.
 
-    from aligneai.testing import Fault, LocalServer
+    from aligneai.testing import LocalServer, NoFault, StatusFault
 
     with LocalServer() as server:
-        server.enqueue(Fault.status(503), Fault.none())  # fail once, then answer
+        server.enqueue(StatusFault(503), NoFault())  # fail once, then answer
         client = AligneAI(api_key="test", base_url=server.url)
 
-The pytest fixtures ``aligneai_server`` and ``aligneai_server_url`` are registered
-automatically; hypothesis strategies live in ``aligneai.testing.strategies``.
+Each fault is a frozen value of its own class (`StatusFault`, `Delay`, `DropMidBody`, ...), all
+subclasses of `Fault`; ``Fault.status(503)``, ``Fault.none()``... are kept as factories of the
+same values. The pytest fixtures ``aligneai_server`` and ``aligneai_server_url`` are registered
+automatically (see `aligneai.testing.pytest_plugin`); hypothesis strategies live in
+``aligneai.testing.strategies``.
 """
 
 from aligneai.testing._contract import count_tokens
 from aligneai.testing._embedder import cosine_similarity, embed
-from aligneai.testing._faults import Fault, FaultKind
+from aligneai.testing._faults import (
+    AnyFault,
+    ContractViolation,
+    Delay,
+    DropBeforeHeaders,
+    DropMidBody,
+    Fault,
+    FaultKind,
+    HtmlFault,
+    MalformedJson,
+    NoFault,
+    SlowBody,
+    SseCutMidEvent,
+    SseDrop,
+    SseErrorEvent,
+    SseShuffle,
+    StallBody,
+    StatusFault,
+    TruncatedJson,
+)
 from aligneai.testing._server import LocalServer, RecordedRequest, ServerStats, serve
 
 __all__ = [
+    "AnyFault",
+    "ContractViolation",
+    "Delay",
+    "DropBeforeHeaders",
+    "DropMidBody",
     "Fault",
     "FaultKind",
+    "HtmlFault",
     "LocalServer",
+    "MalformedJson",
+    "NoFault",
     "RecordedRequest",
     "ServerStats",
+    "SlowBody",
+    "SseCutMidEvent",
+    "SseDrop",
+    "SseErrorEvent",
+    "SseShuffle",
+    "StallBody",
+    "StatusFault",
+    "TruncatedJson",
     "cosine_similarity",
     "count_tokens",
     "embed",

@@ -14,7 +14,7 @@ status (`ERROR_TYPES`). Checks run in this order, and the first failure answers:
    the field. JSON ``null`` is a wrong type, not "absent": omit optional fields instead;
 4. unknown model → 404 ``model_not_found`` (``param: "model"``);
 5. well-formed but unprocessable (422): ``empty_inputs`` (an empty list), ``too_many_inputs``
-   (more than 2048), ``empty_input`` (an empty string), ``dimensions_too_large``;
+   (more than `MAX_INPUTS`, 2048), ``empty_input`` (an empty string), ``dimensions_too_large``;
 6. the per-request token cap (when set): more tokens than ``max_request_tokens`` → 400
    ``request_too_large`` (``param: "inputs"``), tokens counted by `count_tokens`;
 7. the rate limiter (when set, through ``admit``): 429 ``rate_limit_exceeded``.
@@ -28,9 +28,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, get_args
 from urllib.parse import unquote
 
+from aligneai.core.operations import MAX_INPUTS, EncodingFormat
 from aligneai.testing import _embedder
 
 __all__ = [
@@ -64,7 +65,8 @@ __all__ = [
 JsonObject = dict[str, Any]
 
 API_PREFIX = "/v1"
-MAX_INPUTS = 2048
+# MAX_INPUTS (re-exported) and the encoding formats are the core's: one definition of the
+# wire contract for the client and this fake server.
 
 TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
 """The documented tokenizer of ``usage``: a token is a run of word characters or one symbol."""
@@ -99,7 +101,7 @@ MODELS: Mapping[str, ModelInfo] = {
 DEFAULT_MODEL = "aligne-embed-small"
 
 _EMBEDDING_FIELDS = frozenset({"inputs", "model", "encoding_format", "dimensions", "stream"})
-_ENCODING_FORMATS = ("float", "base64")
+_ENCODING_FORMATS: tuple[str, ...] = get_args(EncodingFormat)
 
 ERROR_TYPES: Mapping[int, str] = {
     400: "invalid_request_error",
@@ -335,7 +337,7 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
         raise ApiError(
             400,
             f"Invalid value for 'encoding_format': {encoding_format!r} "
-            "(expected 'float' or 'base64').",
+            f"(expected {' or '.join(map(repr, _ENCODING_FORMATS))}).",
             code="invalid_value",
             param="encoding_format",
         )

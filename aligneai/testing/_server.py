@@ -5,7 +5,7 @@ and tests can run it in a background thread::
 
     with LocalServer() as server:
         client = AligneAI(api_key="test", base_url=server.url)
-        server.enqueue(Fault.status(503, retry_after=0), Fault.none())
+        server.enqueue(StatusFault(503).with_headers(retry_after=0), NoFault())
         ...
 
 What it answers lives in `_contract` (pure functions); this module adds sockets, keep-alive,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import math
 import random
@@ -37,9 +38,23 @@ from aligneai.core._version import __version__
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.testing import _contract
 from aligneai.testing._faults import (
+    ContractViolation,
+    Delay,
+    DropBeforeHeaders,
+    DropMidBody,
     Fault,
-    FaultKind,
     FaultSchedule,
+    HtmlFault,
+    MalformedJson,
+    NoFault,
+    SlowBody,
+    SseCutMidEvent,
+    SseDrop,
+    SseErrorEvent,
+    SseShuffle,
+    StallBody,
+    StatusFault,
+    TruncatedJson,
     contract_violation_payload,
 )
 from aligneai.testing._ratelimit import RateLimiter, format_reset, retry_after_headers
@@ -51,8 +66,14 @@ _STOP_JOIN_SECONDS = 5.0
 _LINGER_SECONDS = 2.0
 _Headers = tuple[tuple[str, str], ...]
 
-# What `Fault.malformed_json` sends: starts like JSON, so only a real parser notices.
+# What `MalformedJson` sends: starts like JSON, so only a real parser notices.
 _MALFORMED_JSON = b'{"object": "list", "data": [{"object": "embedding", "index": 0, embedding: ]'
+# What `HtmlFault` sends: the error page of an nginx in front of the API.
+_HTML_PAGE = (
+    "<html>\r\n<head><title>{code} {phrase}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ class RecordedRequest:
         headers: the headers, names in lower case (repeated headers joined with ``", "``).
         body: the raw body.
         json: the body decoded as JSON, or None when it is not JSON.
-        fault: the fault the request got, or None when it was answered normally.
+        fault: the fault the request got, or None when it was answered normally (`NoFault`).
     """
 
     method: str
@@ -202,6 +223,60 @@ def _chunk(data: bytes) -> bytes:
 
 
 _LAST_CHUNK = b"0\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The parts of a request the contract answers (the method is the handler's)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+# Sends a body's pieces (``stream``: the pieces are events or chunks, else parts of one body);
+# False when it ended the connection early.
+_Writer = Callable[[Sequence[bytes], bool], bool]
+# Turns a stream's items and ``done`` object into the events to send.
+_Events = Callable[[list[Any], Any], list[bytes]]
+
+
+def _events(items: list[Any], done: Any) -> list[bytes]:
+    """The normal stream: one ``embedding`` event per item, then ``done``."""
+    events = [_sse("embedding", _contract.encode_json(item)) for item in items]
+    events.append(_sse("done", _contract.encode_json(done)))
+    return events
+
+
+def _cut_events(after_items: int, items: list[Any], done: Any) -> list[bytes]:
+    """Whole events first, then half of the next one (the ``done`` event if none is left)."""
+    events = _events(items, done)
+    cut = min(after_items, len(events) - 1)
+    return [*events[:cut], events[cut][: len(events[cut]) // 2]]
+
+
+def _error_events(fault: SseErrorEvent, items: list[Any], done: Any) -> list[bytes]:
+    """``after_items`` embedding events, then the ``error`` event instead of the rest."""
+    code = fault.status_code
+    data = {"error": _contract.default_error_payload(code, fault.message)["error"], "status": code}
+    kept = _events(items, done)[: min(fault.after_items, len(items))]
+    return [*kept, _sse("error", _contract.encode_json(data))]
+
+
+def _shuffled_events(seed: int, items: list[Any], done: Any) -> list[bytes]:
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    return _events(shuffled, done)
+
+
+def _truncated_json(answer: _contract.JsonAnswer) -> bytes:
+    full = _contract.encode_json(answer.payload)
+    return full[: len(full) // 2]
+
+
+def _contract_violation(answer: _contract.JsonAnswer) -> bytes:
+    source = answer.payload if answer.status == 200 else {}
+    return _contract.encode_json(contract_violation_payload(source))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -402,64 +477,113 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(exc, _BadFraming):
                 status, code, message = 400, "invalid_framing", str(exc)
             payload = _contract.error_payload(status, message, code=code)
-            self._send_json(status, payload, (("Connection", "close"),), None)
+            self._send_json(status, payload, (("Connection", "close"),))
             self._lingering_close()
             return
         fault = state.schedule.next_for(split.path)
+        # The log keeps its first meaning: None for a request answered normally.
+        shown = None if isinstance(fault, NoFault) else fault
         state.record(
             RecordedRequest(
-                self.command, split.path, query, headers, body, _decode_json(body), fault
+                self.command, split.path, query, headers, body, _decode_json(body), shown
             )
         )
         self._respond(split.path, headers, body, fault)
 
-    def _respond(
-        self, path: str, headers: dict[str, str], body: bytes, fault: Fault | None
+    def _respond(self, path: str, headers: dict[str, str], body: bytes, fault: Fault) -> None:
+        """Answer one request as ``fault`` says: the one place that dispatches on the fault."""
+        request = _Request(path, headers, body)
+        extra = fault.headers
+        if isinstance(fault, NoFault):
+            self._answer(request, extra)
+        elif isinstance(fault, StatusFault):
+            self._send_bytes(fault.status_code, fault.content_type, fault.body, extra)
+        elif isinstance(fault, HtmlFault):
+            page = _HTML_PAGE.format(
+                code=fault.status_code, phrase=_contract.status_phrase(fault.status_code)
+            )
+            self._send_bytes(fault.status_code, "text/html", page.encode("utf-8"), extra)
+        elif isinstance(fault, DropBeforeHeaders):
+            self._drop()
+        elif isinstance(fault, Delay):
+            if self._wait(fault.seconds):
+                self._drop()
+            else:
+                self._answer(request, extra)
+        elif isinstance(fault, SlowBody):
+            self._answer(request, extra, write=functools.partial(self._write_slowly, fault))
+        elif isinstance(fault, StallBody):
+            self._answer(request, extra, write=functools.partial(self._write_stalled, fault))
+        elif isinstance(fault, DropMidBody):
+            self._answer(request, extra, write=self._write_half_then_drop, cut_off=True)
+        elif isinstance(fault, MalformedJson):
+            self._answer_broken(request, extra, lambda _answer: _MALFORMED_JSON)
+        elif isinstance(fault, TruncatedJson):
+            self._answer_broken(request, extra, _truncated_json)
+        elif isinstance(fault, ContractViolation):
+            self._answer_broken(request, extra, _contract_violation)
+        elif isinstance(fault, SseCutMidEvent):
+            self._answer(request, extra, events=functools.partial(_cut_events, fault.after_items))
+        elif isinstance(fault, SseDrop):
+            events = functools.partial(_cut_events, fault.after_items)
+            self._answer(request, extra, events=events, cut_off=True)
+        elif isinstance(fault, SseErrorEvent):
+            self._answer(request, extra, events=functools.partial(_error_events, fault))
+        elif isinstance(fault, SseShuffle):
+            self._answer(request, extra, events=functools.partial(_shuffled_events, fault.seed))
+        else:
+            raise TypeError(f"the local server does not know the fault {fault!r}")
+
+    def _answer(
+        self,
+        request: _Request,
+        extra: _Headers,
+        *,
+        write: _Writer | None = None,
+        events: _Events = _events,
+        cut_off: bool = False,
     ) -> None:
-        kind = fault.kind if fault is not None else FaultKind.NONE
-        extra = fault.headers if fault is not None else ()
-        if kind is FaultKind.DROP_BEFORE_HEADERS:
-            self._drop()
+        """Send the contract's answer to ``request``.
+
+        ``write`` sends the body's pieces (of JSON and event-stream answers alike); ``events``
+        and ``cut_off`` (no last chunk, then close) only change event streams.
+        """
+        answer = self._contract_answer(request)
+        if answer is None:
             return
-        if kind is FaultKind.DELAY and fault is not None and self._wait(fault.seconds):
-            self._drop()
+        write = write if write is not None else self._write_all
+        if isinstance(answer, _contract.StreamAnswer):
+            self._send_stream(answer, extra, write, events, cut_off)
+        else:
+            body = _contract.encode_json(answer.payload)
+            self._send_bytes(answer.status, "application/json", body, answer.headers + extra, write)
+
+    def _answer_broken(
+        self, request: _Request, extra: _Headers, corrupt: Callable[[_contract.JsonAnswer], bytes]
+    ) -> None:
+        """Answer 200 JSON with what ``corrupt`` makes of the normal answer (streams included)."""
+        answer = self._contract_answer(request)
+        if answer is None:
             return
-        if kind is FaultKind.STATUS and fault is not None:
-            self._send_bytes(fault.status_code, fault.content_type, fault.body or b"", extra, None)
-            return
+        as_json = answer.as_json() if isinstance(answer, _contract.StreamAnswer) else answer
+        self._send_bytes(200, "application/json", corrupt(as_json), extra)
+
+    def _contract_answer(self, request: _Request) -> _contract.Answer | None:
+        """The contract's answer (admission and latency included); None when stopping."""
         state = self.server.state
         answer = _contract.answer(
             self.command,
-            path,
-            headers,
-            body,
+            request.path,
+            request.headers,
+            request.body,
             api_key=state.api_key,
             max_request_tokens=state.settings.max_request_tokens,
             admit=self._admit,
         )
         if self._admitted is not None and self._simulate_latency(len(self._admitted.inputs)):
             self._drop()
-            return
-        if kind in (
-            FaultKind.MALFORMED_JSON,
-            FaultKind.TRUNCATED_JSON,
-            FaultKind.CONTRACT_VIOLATION,
-        ):
-            as_json = answer.as_json() if isinstance(answer, _contract.StreamAnswer) else answer
-            if kind is FaultKind.MALFORMED_JSON:
-                broken = _MALFORMED_JSON
-            elif kind is FaultKind.TRUNCATED_JSON:
-                full = _contract.encode_json(as_json.payload)
-                broken = full[: len(full) // 2]
-            else:
-                source = as_json.payload if as_json.status == 200 else {}
-                broken = _contract.encode_json(contract_violation_payload(source))
-            self._send_bytes(200, "application/json", broken, extra, None)
-            return
-        if isinstance(answer, _contract.StreamAnswer):
-            self._send_stream(answer, extra, fault)
-        else:
-            self._send_json(answer.status, answer.payload, answer.headers + extra, fault)
+            return None
+        return answer
 
     def _admit(self, request: _contract.EmbeddingRequest | None, tokens: int) -> None:
         """Charge the rate limiter for one authorised request, or refuse it with 429."""
@@ -500,8 +624,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- writing --------------------------------------------------------------------------
 
-    def _send_json(self, status: int, payload: Any, headers: _Headers, fault: Fault | None) -> None:
-        self._send_bytes(status, "application/json", _contract.encode_json(payload), headers, fault)
+    def _send_json(self, status: int, payload: Any, headers: _Headers) -> None:
+        self._send_bytes(status, "application/json", _contract.encode_json(payload), headers)
 
     def _send_bytes(
         self,
@@ -509,54 +633,23 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str,
         body: bytes,
         headers: Sequence[tuple[str, str]],
-        fault: Fault | None,
+        write: _Writer | None = None,
     ) -> None:
-        """Send a complete answer, or a broken one as ``fault`` (a body-level fault) says."""
+        """Send a complete answer (or a broken one, as ``write`` sends the body)."""
         self._send_head(status, content_type, len(body), headers)
         if self.command == "HEAD":
             return
-        kind = fault.kind if fault is not None else FaultKind.NONE
-        half = len(body) // 2
-        if kind is FaultKind.SLOW_BODY and fault is not None:
-            step = -(-len(body) // fault.chunks) or 1
-            for start in range(0, max(len(body), 1), step):
-                if self._wait(fault.seconds):
-                    self._drop()
-                    return
-                self.wfile.write(body[start : start + step])
-        elif kind is FaultKind.STALL_BODY and fault is not None:
-            self.wfile.write(body[:half])
-            if self._wait(fault.seconds):
-                self._drop()
-                return
-            self.wfile.write(body[half:])
-        elif kind is FaultKind.DROP_MID_BODY:
-            self.wfile.write(body[:half])
-            self._drop()
-        else:
-            self.wfile.write(body)
+        (write or self._write_all)([body], False)
 
     def _send_stream(
-        self, answer: _contract.StreamAnswer, headers: _Headers, fault: Fault | None
+        self,
+        answer: _contract.StreamAnswer,
+        headers: _Headers,
+        write: _Writer,
+        events: _Events,
+        cut_off: bool,
     ) -> None:
         """Send an event stream, chunked (HTTP/1.0 clients get it unframed, then a close)."""
-        kind = fault.kind if fault is not None else FaultKind.NONE
-        items = list(answer.items)
-        if kind is FaultKind.SSE_SHUFFLE and fault is not None:
-            random.Random(fault.seed).shuffle(items)
-        events = [_sse("embedding", _contract.encode_json(item)) for item in items]
-        events.append(_sse("done", _contract.encode_json(answer.done)))
-        drop_at_end = kind is FaultKind.DROP_MID_BODY or kind is FaultKind.SSE_DROP
-        if kind in (FaultKind.SSE_CUT_MID_EVENT, FaultKind.SSE_DROP) and fault is not None:
-            # Whole events first, then half of the next one (the `done` event if none is left).
-            cut = min(fault.after_items, len(events) - 1)
-            events = [*events[:cut], events[cut][: len(events[cut]) // 2]]
-        elif kind is FaultKind.SSE_ERROR and fault is not None:
-            events = [
-                *events[: min(fault.after_items, len(items))],
-                _sse("error", fault.body or b""),
-            ]
-
         chunked = self.request_version == "HTTP/1.1"
         stream_headers: list[tuple[str, str]] = [("Cache-Control", "no-cache")]
         if chunked:
@@ -566,28 +659,50 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_head(200, "text/event-stream", None, [*stream_headers, *headers])
         if self.command == "HEAD":
             return
-        pieces = [_chunk(event) for event in events] if chunked else list(events)
-        if chunked and not drop_at_end:
+        sse = events(list(answer.items), answer.done)
+        pieces = [_chunk(event) for event in sse] if chunked else sse
+        if chunked and not cut_off:
             pieces.append(_LAST_CHUNK)
+        if write(pieces, True) and cut_off:
+            self._drop()
 
-        if kind is FaultKind.DROP_MID_BODY:
-            wire = b"".join(pieces)
-            self.wfile.write(wire[: len(wire) // 2])
-            self._drop()
-            return
-        stall_at = len(pieces) // 2 if kind is FaultKind.STALL_BODY else -1
-        for position, piece in enumerate(pieces):
-            pause = 0.0
-            if fault is not None and (
-                kind is FaultKind.SLOW_BODY or (position == stall_at and position > 0)
-            ):
-                pause = fault.seconds
-            if pause and self._wait(pause):
-                self._drop()
-                return
+    # -- body writers (`_Writer`): True when the whole body went out and the connection is open
+
+    def _write_all(self, pieces: Sequence[bytes], stream: bool) -> bool:
+        for piece in pieces:
             self.wfile.write(piece)
-        if drop_at_end:
+        return True
+
+    def _write_slowly(self, fault: SlowBody, pieces: Sequence[bytes], stream: bool) -> bool:
+        """A stream one piece (event) at a time, a body in ``fault.chunks`` pieces; a wait first."""
+        if not stream:
+            body = b"".join(pieces)
+            step = -(-len(body) // fault.chunks) or 1
+            pieces = [body[start : start + step] for start in range(0, max(len(body), 1), step)]
+        for piece in pieces:
+            if self._wait(fault.chunk_delay):
+                self._drop()
+                return False
+            self.wfile.write(piece)
+        return True
+
+    def _write_stalled(self, fault: StallBody, pieces: Sequence[bytes], stream: bool) -> bool:
+        """Half the pieces (a body: half its bytes), a stall, then the rest."""
+        if not stream:
+            body = b"".join(pieces)
+            pieces = [body[: len(body) // 2], body[len(body) // 2 :]]
+        stall_at = len(pieces) // 2
+        self._write_all(pieces[:stall_at], stream)
+        if stall_at > 0 and self._wait(fault.seconds):
             self._drop()
+            return False
+        return self._write_all(pieces[stall_at:], stream)
+
+    def _write_half_then_drop(self, pieces: Sequence[bytes], stream: bool) -> bool:
+        wire = b"".join(pieces)
+        self.wfile.write(wire[: len(wire) // 2])
+        self._drop()
+        return False
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -842,7 +957,7 @@ class LocalServer:
     def enqueue(self, *faults: Fault, path: str | None = None) -> None:
         """Script faults: each of the next requests (to ``path`` only, if given) takes one, FIFO.
 
-        ``Fault.none()`` answers normally, e.g. ``enqueue(Fault.status(503), Fault.none())``.
+        `NoFault` answers normally, e.g. ``enqueue(StatusFault(503), NoFault())``.
         ``path`` is an endpoint's path, relative to the base URL (``"/embeddings"``,
         ``"/models"``, ``"/models/<id>"``) or with the ``/v1`` prefix; any other path raises
         `InvalidArgumentValueError` naming it, since no request could ever take the fault.

@@ -853,9 +853,20 @@ def _server_accepts_shape(body: dict[str, Any]) -> bool:
     try:
         _contract.parse_embedding_request(json.dumps(body).encode())
     except _contract.ApiError as exc:
-        # Well-shaped bodies the server still refuses for what it serves (an unknown model: the
-        # schema does not list the models; it does bound `dimensions` by the known ones).
-        return exc.code == "model_not_found"
+        if exc.code != "model_not_found":
+            return False
+    else:
+        return True
+    # Well-shaped bodies the server still refuses for what it serves: an unknown model (the
+    # schema does not list the models). The 404 comes before the 422 checks of the inputs, so
+    # ask again with a known model; only its bound on `dimensions` is not the schema's (the
+    # schema bounds `dimensions` by the known models only).
+    try:
+        _contract.parse_embedding_request(
+            json.dumps({**body, "model": "aligne-embed-large"}).encode()
+        )
+    except _contract.ApiError as exc:
+        return exc.code == "dimensions_too_large"
     return True
 
 

@@ -25,9 +25,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from aligneai.testing._faults import Fault, FaultKind
+from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
+from aligneai.testing import (
+    ContractViolation,
+    Delay,
+    DropBeforeHeaders,
+    DropMidBody,
+    Fault,
+    FaultKind,
+    HtmlFault,
+    MalformedJson,
+    NoFault,
+    SlowBody,
+    SseCutMidEvent,
+    SseDrop,
+    SseErrorEvent,
+    SseShuffle,
+    StallBody,
+    StatusFault,
+    TruncatedJson,
+)
 from aligneai.testing._server import LocalServer, RecordedRequest
 
 KEY = "sk-test"
@@ -821,31 +841,123 @@ def test_sse_faults_leave_plain_answers_alone(server: LocalServer) -> None:
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "error", "argument"),
     [
-        lambda: Fault.status(99),
-        lambda: Fault.status(600),
-        lambda: Fault.status(True),
-        lambda: Fault.html(700),
-        lambda: Fault.delay(-1),
-        lambda: Fault.slow_body(0.1, chunks=0),
-        lambda: Fault.stall_body(-0.1),
-        lambda: Fault.sse_drop(after_items=-1),
-        lambda: Fault.sse_error(status=42),
+        (lambda: Fault.status(99), InvalidArgumentValueError, "status_code"),
+        (lambda: Fault.status(600), InvalidArgumentValueError, "status_code"),
+        (lambda: Fault.status(True), InvalidArgumentTypeError, "status_code"),
+        (lambda: Fault.status(503, body=3), InvalidArgumentTypeError, "body"),
+        (lambda: Fault.html(700), InvalidArgumentValueError, "status_code"),
+        (lambda: Fault.delay(-1), InvalidArgumentValueError, "seconds"),
+        (lambda: Fault.delay(float("nan")), InvalidArgumentValueError, "seconds"),
+        (lambda: Fault.delay("1"), InvalidArgumentTypeError, "seconds"),
+        (lambda: Fault.slow_body(0.1, chunks=0), InvalidArgumentValueError, "chunks"),
+        (lambda: Fault.stall_body(-0.1), InvalidArgumentValueError, "seconds"),
+        (lambda: Fault.sse_drop(after_items=-1), InvalidArgumentValueError, "after_items"),
+        (lambda: Fault.sse_error(status=42), InvalidArgumentValueError, "status_code"),
+        (lambda: SseShuffle(seed=1.5), InvalidArgumentTypeError, "seed"),
+        (lambda: NoFault(headers={"X-A": 1}), InvalidArgumentTypeError, "headers"),
     ],
 )
-def test_invalid_faults(make: Any) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_faults(make: Any, error: type[Exception], argument: str) -> None:
+    with pytest.raises(error) as caught:
         make()
+    assert caught.value.argument == argument  # type: ignore[attr-defined]
+
+
+# The factories of the first versions and the classes they now return, written out.
+FACTORIES = [
+    (Fault.none(), NoFault()),
+    (
+        Fault.status(429, retry_after=2, retry_after_ms=1500, should_retry=False),
+        StatusFault(
+            429,
+            headers=(
+                ("retry-after", "2"),
+                ("retry-after-ms", "1500"),
+                ("x-should-retry", "false"),
+            ),
+        ),
+    ),
+    (
+        Fault.status(500, body={"a": 1}, content_type="x/y", headers={"X-A": "1"}),
+        StatusFault(500, b'{"a":1}', content_type="x/y", headers={"X-A": "1"}),
+    ),
+    (Fault.html(), HtmlFault(502)),
+    (Fault.html(504, headers={"Via": "p"}), HtmlFault(504, headers=(("Via", "p"),))),
+    (Fault.delay(1), Delay(1.0)),
+    (Fault.slow_body(0.5), SlowBody(chunk_delay=0.5, chunks=4)),
+    (Fault.stall_body(2), StallBody(2.0)),
+    (Fault.drop_before_headers(), DropBeforeHeaders()),
+    (Fault.drop_mid_body(), DropMidBody()),
+    (Fault.malformed_json(), MalformedJson()),
+    (Fault.truncated_json(), TruncatedJson()),
+    (Fault.contract_violation(), ContractViolation()),
+    (Fault.sse_cut_mid_event(), SseCutMidEvent(after_items=1)),
+    (Fault.sse_drop(3), SseDrop(3)),
+    (Fault.sse_error(503, 2, "busy"), SseErrorEvent(503, after_items=2, message="busy")),
+    (Fault.sse_shuffle(7), SseShuffle(seed=7)),
+]
+
+
+@pytest.mark.parametrize(("built", "expected"), FACTORIES)
+def test_factories_build_the_fault_classes(built: Fault, expected: Fault) -> None:
+    assert type(built) is type(expected) and built == expected
+    assert isinstance(built, Fault)
 
 
 def test_fault_values() -> None:
-    assert Fault.status(503) == Fault.status(503)
-    assert Fault.delay(1).kind is FaultKind.DELAY
-    assert repr(Fault.delay(1.5)) == "Fault.delay(seconds=1.5)"
-    assert repr(Fault.none()) == "Fault.none()"
+    assert StatusFault(503) == StatusFault(503) != StatusFault(500)
+    assert DropMidBody() != DropBeforeHeaders()  # equal fields, different classes
+    assert len({Delay(1), Delay(1.0), Delay(2)}) == 2
+    assert json.loads(StatusFault(503).body) == {
+        "error": {
+            "message": "The service is temporarily unavailable; please retry later.",
+            "type": "server_error",
+            "code": "service_unavailable",
+            "param": None,
+        }
+    }
+    # The repr shows what the value was built with (defaults left out, long bodies cut).
+    assert repr(Fault.delay(1.5)) == "Delay(seconds=1.5)"
+    assert repr(Fault.none()) == "NoFault()"
+    assert repr(SlowBody(0.5, chunks=2)) == "SlowBody(chunk_delay=0.5, chunks=2)"
+    assert repr(StatusFault(200, b"x" * 50, headers={"A": "b"})) == (
+        "StatusFault(status_code=200, body=b'" + "x" * 40 + "...', headers=(('A', 'b'),))"
+    )
     with pytest.raises(AttributeError):
-        Fault.none().seconds = 1  # type: ignore[misc]
+        NoFault().headers = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Fault()
+    # `kind` and `FaultKind` are kept for code written against the tagged Fault.
+    assert Fault.delay(1).kind is FaultKind.DELAY and Fault.html().kind is FaultKind.STATUS
+
+
+def test_with_headers_keeps_the_class() -> None:
+    fault = SseDrop(2).with_headers({"X-A": "1"}, retry_after=0.5, should_retry=True)
+    assert fault == SseDrop(
+        2, headers=(("X-A", "1"), ("retry-after", "0.5"), ("x-should-retry", "true"))
+    )
+
+
+def test_no_fault_sends_its_headers_and_is_logged_as_none(server: LocalServer) -> None:
+    server.enqueue(NoFault(headers={"X-Note": "scripted"}))
+    reply = call(server, "GET", "/v1/models")
+    assert reply.status == 200 and reply.headers["x-note"] == "scripted"
+    assert server.requests[-1].fault is None
+
+
+def test_only_the_known_fault_classes_are_accepted(server: LocalServer) -> None:
+    @attrs.frozen
+    class Mine(Fault):
+        pass
+
+    for wrong in (Mine(), 503, None):
+        with pytest.raises(InvalidArgumentTypeError):
+            server.enqueue(wrong)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentTypeError):
+            server.set_fault_rate(wrong, 1.0)  # type: ignore[arg-type]
+    assert server.pending_faults == 0
 
 
 # -- scripting ----------------------------------------------------------------------------
@@ -1084,22 +1196,21 @@ def test_serve_prints_the_url_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert "stopped" in out and err == ""
 
 
-def test_server_modules_use_only_the_standard_library() -> None:
+def test_server_modules_import_only_the_stdlib_attrs_and_the_core() -> None:
     import ast
-    import importlib
 
     stdlib = getattr(sys, "stdlib_module_names", None)
     if stdlib is None:
         pytest.skip("sys.stdlib_module_names needs Python 3.10")
     import aligneai.testing._server as server_module
 
-    # Besides the standard library, the server may use these modules of the package, which
-    # are checked the same way (they, too, import nothing else).
-    shared = ("aligneai.core._version", "aligneai.core.errors")
+    # The server runs on a bare install (``aligneai serve``) and is an independent model of the
+    # wire for the client's tests: it may use the standard library, attrs (a required
+    # dependency) and the sans-IO core (the wire's constants and errors, defined once), never
+    # the client, the transports or an optional dependency.
     folder = Path(server_module.__file__).parent
-    files = [folder / name for name in ("_server.py", "_faults.py", "_contract.py", "_embedder.py")]
-    files += [Path(str(importlib.import_module(name).__file__)) for name in shared]
-    for path in files:
+    names = ("_server.py", "_faults.py", "_contract.py", "_embedder.py", "_ratelimit.py")
+    for path in [folder / name for name in names]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -1110,7 +1221,18 @@ def test_server_modules_use_only_the_standard_library() -> None:
                 continue
             for module in modules:
                 top = module.split(".")[0]
-                allowed = top in stdlib or top == "__future__"
-                allowed = allowed or module in ("aligneai.testing", *shared)
-                allowed = allowed or module.startswith("aligneai.testing._")
+                allowed = top in stdlib or top in ("__future__", "attrs")
+                allowed = allowed or module == "aligneai.testing"
+                allowed = allowed or module.startswith(("aligneai.testing._", "aligneai.core."))
                 assert allowed, f"{path.name} imports {module}"
+
+
+def test_server_loads_no_optional_dependency() -> None:
+    code = (
+        "import sys, aligneai.testing._server; "
+        "print(sorted({'numpy', 'urllib3', 'aiohttp', 'pyarrow', 'hypothesis'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert out.strip() == "[]"
