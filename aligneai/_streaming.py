@@ -16,6 +16,7 @@ from typing import Any
 from aligneai.core.errors import APIError
 from aligneai.core.failures import TransportError, to_api_error
 from aligneai.core.flow import FlowResult
+from aligneai.core.headers import Headers
 from aligneai.core.models import CreateEmbeddingResponse, Embedding, Usage
 from aligneai.core.request import Request
 from aligneai.core.streaming import EmbeddingStreamDecoder, assemble_response
@@ -277,6 +278,11 @@ class _StreamState:
     def status_code(self) -> int:
         """The HTTP status of the stream's response."""
         return self._result.head.status_code
+
+    @property
+    def headers(self) -> Headers:
+        """The response headers (read-only, case-insensitive `aligneai.Headers`)."""
+        return self._result.head.headers
 
     @property
     def request_id(self) -> str | None:

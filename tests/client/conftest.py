@@ -30,7 +30,7 @@ import aligneai
 from aligneai._async_client import AsyncAligneAI
 from aligneai._streaming import AsyncStream
 from aligneai.resources.embeddings import AsyncEmbeddings, AsyncEmbeddingsWithRawResponse
-from aligneai.resources.models import AsyncModels
+from aligneai.resources.models import AsyncModels, AsyncModelsWithRawResponse
 
 API_KEY = "sk-test-key-123"
 
@@ -224,7 +224,13 @@ def closed_port() -> int:
 
 # -- one sync API over both clients ----------------------------------------------------------
 
-_ASYNC_FACADES = (AsyncAligneAI, AsyncEmbeddings, AsyncEmbeddingsWithRawResponse, AsyncModels)
+_ASYNC_FACADES = (
+    AsyncAligneAI,
+    AsyncEmbeddings,
+    AsyncEmbeddingsWithRawResponse,
+    AsyncModels,
+    AsyncModelsWithRawResponse,
+)
 
 
 class SyncStream:

@@ -87,6 +87,9 @@ def test_full_stream_in_arrival_order(api, server, wire):
     assert all(isinstance(item, Embedding) for item in items)
     assert stream.status_code == 200
     assert stream.request_id == "req_s"
+    # Headers read case-insensitively, whatever spelling the caller uses.
+    assert stream.headers.get("X-Request-ID") == "req_s"
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
     assert stream.retries_taken == 0
     assert stream.model == "m-stream"
     assert stream.usage == Usage(prompt_tokens=6, total_tokens=6)
