@@ -114,3 +114,34 @@ def test_importing_the_testing_package_does_not_load_the_plugin(tmp_path: Path) 
         cwd=tmp_path,  # not the repo root, whose ./aligneai would shadow the package
     ).stdout
     assert output.split() == ["False", "False"]
+
+
+def test_the_plugin_imports_nothing_of_the_kit(tmp_path: Path) -> None:
+    """It loads in every pytest run: importing it must start nothing and load no server code."""
+    code = (
+        "import sys, threading, pytest; before = threading.active_count();"
+        f"import {PLUGIN};"
+        "kit = ['http.server', 'socketserver', 'aligneai.testing._server',"
+        " 'aligneai.testing._faults', 'aligneai.testing._contract', 'aligneai.testing._embedder'];"
+        "print(sorted(m for m in kit if m in sys.modules), threading.active_count() - before)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout
+    assert output.split() == ["[]", "0"]
+
+
+def test_the_lazy_front_door_still_exports_everything() -> None:
+    import importlib
+
+    import aligneai.testing as kit
+
+    # By sys.modules (pytester's in-process runs above drop and re-import the kit's modules).
+    server = importlib.import_module("aligneai.testing._server")
+    faults = importlib.import_module("aligneai.testing._faults")
+    for name in kit.__all__:
+        assert getattr(kit, name) is not None
+    assert kit.LocalServer is server.LocalServer and kit.StatusFault is faults.StatusFault
+    assert set(kit.__all__) <= set(dir(kit))
+    with pytest.raises(AttributeError):
+        kit.NoSuchThing  # noqa: B018
