@@ -13,6 +13,7 @@ from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIE
 from aligneai.transports._guard import aclose_quietly
 from aligneai.transports.async_driver import run_async
 from aligneai.transports.base import AsyncTransport
+from aligneai.transports.connection_limits import DEFAULT_ASYNC_MAX_CONNECTIONS
 
 from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
 from ._raw_response import RawResponse
@@ -30,11 +31,16 @@ class AsyncAligneAI(BaseClient):
     Args:
         transport: any `aligneai.transports.AsyncTransport`; by default an
             `AiohttpTransport` (needs ``pip install "aligneai[aiohttp]"``).
-        max_connections: the connection limit of the default transport (default 100).
+        max_connections: the default transport's limit of connections open at once
+            (aiohttp's connector limit; default 100). With your own ``transport`` it does not
+            apply: set the limit on that transport.
 
     The aiohttp session is created lazily inside the running loop, so a client may be created
     at module level and used from consecutive ``asyncio.run()`` calls.
     """
+
+    # A class default for clients pickled before the argument existed.
+    _max_connections: int = DEFAULT_ASYNC_MAX_CONNECTIONS
 
     def __init__(
         self,
@@ -45,7 +51,7 @@ class AsyncAligneAI(BaseClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         transport: AsyncTransport | None = None,
-        max_connections: int = 100,
+        max_connections: int = DEFAULT_ASYNC_MAX_CONNECTIONS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:

@@ -11,6 +11,7 @@ from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
 from aligneai.transports._guard import close_quietly
 from aligneai.transports.base import SyncTransport
+from aligneai.transports.connection_limits import DEFAULT_SYNC_MAX_CONNECTIONS
 from aligneai.transports.sync_driver import run_sync
 
 from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
@@ -35,11 +36,17 @@ class AligneAI(BaseClient):
         max_retries: retries of a failed call (default 2); 0 disables retries.
         default_headers: extra headers sent with every call.
         transport: any `aligneai.transports.SyncTransport`; by default a `Urllib3Transport`.
+        max_connections: the default transport's connections kept open per host (urllib3's
+            pool size; default 10), as `AsyncAligneAI`'s bounds its aiohttp pool. With your
+            own ``transport`` it does not apply: set the limit on that transport.
         max_response_bytes: the largest response body accepted (default 256 MiB).
 
     One client is safe to share between threads, survives ``os.fork()`` (the child gets a
     fresh connection pool) and pickles (the copy creates its own transport).
     """
+
+    # A class default for clients pickled before the argument existed.
+    _max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS
 
     def __init__(
         self,
@@ -50,6 +57,7 @@ class AligneAI(BaseClient):
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
         transport: SyncTransport | None = None,
+        max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -68,6 +76,7 @@ class AligneAI(BaseClient):
                 "transport", "expected an object with send(request) and close() methods"
             )
         self._owns_transport = transport is None
+        self._max_connections = max_connections
         self._transport: SyncTransport = transport or self._default_transport()
         self._sleep = _sleep
 
@@ -120,7 +129,7 @@ class AligneAI(BaseClient):
         # Imported here so that a client with a custom transport never loads urllib3's pools.
         from aligneai.transports.urllib3_transport import Urllib3Transport
 
-        return Urllib3Transport()
+        return Urllib3Transport(max_connections=self._max_connections)
 
     def close(self) -> None:
         """Close the connection pool (if this client created it)."""

@@ -28,6 +28,7 @@ from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, Read
 from aligneai.core.request import Request
 
 from ._net import ProxyRouter, check_max_connections, keepalive_options, shared_ssl_context
+from .connection_limits import DEFAULT_ASYNC_MAX_CONNECTIONS
 
 __all__ = ["AiohttpResponse", "AiohttpTransport"]
 
@@ -149,8 +150,8 @@ class AiohttpTransport:
     """An `AsyncTransport` on an aiohttp ``ClientSession``.
 
     Args:
-        max_connections: the most connections open at once (aiohttp's connector limit).
-        proxy: send every request through this proxy URL.
+        max_connections: the most connections open at once (aiohttp's connector ``limit``).
+        proxy: send every request through this proxy URL (the same name as `Urllib3Transport`'s).
         trust_env: when no ``proxy`` is given, use ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
             ``NO_PROXY`` from the environment (read now, when the transport is created).
         ssl_context: the TLS context; by default the standard library's verifying context
@@ -162,7 +163,7 @@ class AiohttpTransport:
     def __init__(
         self,
         *,
-        max_connections: int = 100,
+        max_connections: int = DEFAULT_ASYNC_MAX_CONNECTIONS,
         proxy: str | None = None,
         trust_env: bool = True,
         ssl_context: ssl.SSLContext | None = None,

@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from http.client import HTTPException
 from typing import Any
@@ -30,6 +31,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 from urllib3.util import Retry, parse_url
 
+from aligneai.core.errors import InvalidArgumentValueError
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.request import Request
 
@@ -40,6 +42,7 @@ from ._net import (
     keepalive_options,
     shared_ssl_context,
 )
+from .connection_limits import DEFAULT_SYNC_MAX_CONNECTIONS
 
 __all__ = [
     "Urllib3Response",
@@ -201,9 +204,12 @@ class Urllib3Transport:
     """A `SyncTransport` on one urllib3 pool per process.
 
     Args:
-        max_connections: connections kept per host (the pool's size).
-        proxy_url: send every request through this proxy.
-        trust_env: when no ``proxy_url`` is given, use ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+        max_connections: connections kept open per host (urllib3's pool ``maxsize``; more
+            may open at once under load, the extra ones are closed after use).
+        proxy: send every request through this proxy URL (the same name as
+            `AiohttpTransport`'s). ``proxy_url``, its first name, still works but warns
+            (`DeprecationWarning`).
+        trust_env: when no ``proxy`` is given, use ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
             ``NO_PROXY`` from the environment (read now, when the transport is created).
         ssl_context: the TLS context; by default the standard library's verifying context.
         ca_certs: a CA bundle file added to the default context (ignored with ``ssl_context``).
@@ -216,15 +222,28 @@ class Urllib3Transport:
     def __init__(
         self,
         *,
-        max_connections: int = 10,
-        proxy_url: str | None = None,
+        max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS,
+        proxy: str | None = None,
         trust_env: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         ca_certs: str | None = None,
         pool_kwargs: Mapping[str, Any] | None = None,
+        proxy_url: str | None = None,
     ) -> None:
+        if proxy_url is not None:
+            if proxy is not None:
+                raise InvalidArgumentValueError(
+                    "proxy_url", "is the old name of proxy: pass only proxy"
+                )
+            warnings.warn(
+                "Urllib3Transport(proxy_url=...) is deprecated: use proxy=..., the name "
+                "AiohttpTransport uses too",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            proxy = proxy_url
         self._max_connections = check_max_connections(max_connections)
-        self._proxies = ProxyRouter(proxy_url, trust_env=trust_env)
+        self._proxies = ProxyRouter(proxy, trust_env=trust_env)
         self._ssl_context = ssl_context or shared_ssl_context(ca_certs)
         self._pool_kwargs = dict(pool_kwargs or {})
         self._lock = threading.Lock()

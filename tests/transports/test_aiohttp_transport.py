@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import ssl
 import sys
-import threading
-from collections.abc import Awaitable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
-import trustme
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Response as WsgiResponse
 
@@ -28,14 +24,8 @@ from aligneai.transports.base import AsyncResponse, AsyncTransport
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+if TYPE_CHECKING:  # for annotations only: the fixtures come from conftest.py
+    from conftest import RawServer
 
 
 def get(url: str, *, read: float | None = 2.0, connect: float = 2.0) -> Request:
@@ -62,156 +52,6 @@ def run(use: Callable[[AiohttpTransport], Awaitable[Any]], **transport_kwargs: A
     return asyncio.run(main())
 
 
-# -- small servers ---------------------------------------------------------------------------------
-
-
-class RawServer:
-    """A TCP server on 127.0.0.1 whose connections are handled by ``serve(conn)``."""
-
-    def __init__(self, serve: Any = None) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.02)
-        self.port: int = self.listener.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._serve = serve
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            self.accepted.append(conn)
-            if self._serve is not None:
-                self._serve(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
-
-
-def read_request_head(conn: socket.socket) -> bytes:
-    conn.settimeout(2)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def send_half_a_body(conn: socket.socket) -> None:
-    read_request_head(conn)
-    conn.sendall(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-        b'{"object": "list", "data": ['
-    )
-    conn.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[RawServer]:
-    server = RawServer()  # accepts, never answers
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def truncating_server() -> Iterator[RawServer]:
-    server = RawServer(send_half_a_body)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def _httpserver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server(_httpserver: HTTPServer) -> Iterator[HTTPServer]:
-    _httpserver.clear()
-    yield _httpserver
-    _httpserver.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Answer(BaseHTTPRequestHandler):
-    """Answers every request with its own name; records the request lines it saw."""
-
-    body = b"direct"
-
-    def do_GET(self) -> None:
-        self.server.seen.append(self.requestline)  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _ProxyAnswer(_Answer):
-    body = b"via-proxy"
-
-
-def start_http_server(
-    handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None = None
-) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    httpd.seen = []  # type: ignore[attr-defined]
-    if context is not None:
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    return httpd, thread
-
-
-def stop_http_server(httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(2)
-
-
-@pytest.fixture
-def forward_proxy() -> Iterator[tuple[str, list[str]]]:
-    """A forward proxy that records the absolute-form request line and answers itself."""
-    httpd, thread = start_http_server(_ProxyAnswer)
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.seen  # type: ignore[attr-defined]
-    stop_http_server(httpd, thread)
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """An HTTPS server on 127.0.0.1 with a certificate from a private CA; yields (url, CA file)."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    httpd, thread = start_http_server(_Answer, context)
-    yield f"https://127.0.0.1:{httpd.server_address[1]}/secure", ca_file
-    stop_http_server(httpd, thread)
-
-
 # -- failures --------------------------------------------------------------------------------------
 
 
@@ -219,10 +59,10 @@ def test_it_is_an_async_transport() -> None:
     assert isinstance(AiohttpTransport(), AsyncTransport)
 
 
-def test_connection_refused_is_a_connect_error() -> None:
+def test_connection_refused_is_a_connect_error(free_port: int) -> None:
     async def use(transport: AiohttpTransport) -> None:
         with pytest.raises(ConnectError) as caught:
-            await transport.send(get(f"http://127.0.0.1:{free_port()}/v1/models"))
+            await transport.send(get(f"http://127.0.0.1:{free_port}/v1/models"))
         assert not isinstance(caught.value, ConnectTimeout)
 
     run(use)
@@ -329,9 +169,11 @@ def test_tls_ssl_cert_file_accepts_the_private_ca(
 # -- proxies ---------------------------------------------------------------------------------------
 
 
-def test_proxy_routes_through_the_proxy(forward_proxy: tuple[str, list[str]]) -> None:
+def test_proxy_routes_through_the_proxy(
+    forward_proxy: tuple[str, list[str]], free_port: int
+) -> None:
     proxy, seen = forward_proxy
-    target = f"http://localhost:{free_port()}/v1/models"  # refused if it were reached directly
+    target = f"http://localhost:{free_port}/v1/models"  # refused if it were reached directly
 
     async def use(transport: AiohttpTransport) -> bytes:
         return await read_all(await transport.send(get(target)))
@@ -341,7 +183,10 @@ def test_proxy_routes_through_the_proxy(forward_proxy: tuple[str, list[str]]) ->
 
 
 def test_environment_proxy_and_no_proxy_bypass(
-    forward_proxy: tuple[str, list[str]], server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+    forward_proxy: tuple[str, list[str]],
+    server: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    free_port: int,
 ) -> None:
     proxy, seen = forward_proxy
     server.expect_request("/v1/models").respond_with_data("direct")
@@ -349,7 +194,7 @@ def test_environment_proxy_and_no_proxy_bypass(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     bypassed = server.url_for("/v1/models")
     assert bypassed.startswith("http://127.0.0.1:")
-    proxied = f"http://localhost:{free_port()}/v1/models"
+    proxied = f"http://localhost:{free_port}/v1/models"
 
     async def use(transport: AiohttpTransport) -> None:  # created after the variables are set
         assert await read_all(await transport.send(get(bypassed))) == b"direct"
@@ -377,14 +222,9 @@ def test_trust_env_false_ignores_the_environment_proxy(
 # -- keepalive -------------------------------------------------------------------------------------
 
 
-def send_half_and_hold(conn: socket.socket) -> None:
-    read_request_head(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")  # the rest never comes
-
-
-def test_connections_have_tcp_keepalive() -> None:
-    server = RawServer(send_half_and_hold)  # keeps the connection in use while it is inspected
-    url = f"http://127.0.0.1:{server.port}/v1/models"
+def test_connections_have_tcp_keepalive(holding_server: RawServer) -> None:
+    # The server keeps the connection in use while it is inspected.
+    url = f"http://127.0.0.1:{holding_server.port}/v1/models"
 
     async def use(transport: AiohttpTransport) -> None:
         response = await transport.send(get(url))
@@ -397,10 +237,7 @@ def test_connections_have_tcp_keepalive() -> None:
         finally:
             await response.aclose()
 
-    try:
-        run(use)
-    finally:
-        server.close()
+    run(use)
 
 
 # -- large request bodies --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit
 
 import pytest
@@ -46,6 +46,10 @@ from aligneai.transports.base import (
     Request,
     SyncTransport,
 )
+
+if TYPE_CHECKING:  # for annotations only: the fixtures come from conftest.py
+    from conftest import RawServer
+
 
 # ------------------------------------------------------------------------------------------------
 # The example transport
@@ -201,22 +205,6 @@ class StdlibTransport:
 KEY = "sk-test-custom"
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server(_server: HTTPServer) -> Iterator[HTTPServer]:
-    _server.clear()
-    yield _server
-    _server.clear()
-
-
 def embeddings_handler(request: WsgiRequest) -> WsgiResponse:
     inputs = json.loads(request.get_data())["inputs"]
     body = {
@@ -235,37 +223,6 @@ def request_to(url: str, *, read: float = 10.0) -> Request:
     return Request(
         "GET", url, {"Accept": "application/json"}, timeout=Timeout(connect=5, read=read)
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port whose server accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.02)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except socket.timeout:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    listener.close()
-    for conn in accepted:
-        conn.close()
 
 
 def test_it_is_a_sync_transport() -> None:
@@ -343,8 +300,8 @@ def test_error_status_becomes_the_status_error(server: HTTPServer) -> None:
     assert len(server.log) == 1  # 400 is not retried
 
 
-def test_connection_refused_is_a_connect_error() -> None:
-    url = f"http://127.0.0.1:{free_port()}/v1"
+def test_connection_refused_is_a_connect_error(free_port: int) -> None:
+    url = f"http://127.0.0.1:{free_port}/v1"
     transport = StdlibTransport()
     with pytest.raises(ConnectError) as caught:
         transport.send(request_to(url + "/models"))
@@ -357,8 +314,8 @@ def test_connection_refused_is_a_connect_error() -> None:
     assert isinstance(error.value.__cause__, ConnectError)
 
 
-def test_a_silent_server_is_a_read_timeout(silent_port: int) -> None:
-    url = f"http://127.0.0.1:{silent_port}/v1"
+def test_a_silent_server_is_a_read_timeout(silent_server: RawServer) -> None:
+    url = f"http://127.0.0.1:{silent_server.port}/v1"
     transport = StdlibTransport()
     with pytest.raises(ReadTimeout):
         transport.send(request_to(url + "/models", read=0.1))

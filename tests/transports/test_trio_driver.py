@@ -18,7 +18,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -206,21 +206,11 @@ async def embed(base_url: str, inputs: list[str], seen: list[Action]) -> CreateE
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
 @pytest.fixture
-def server(_server: HTTPServer) -> Iterator[HTTPServer]:
-    _server.clear()
-    _server.expect_request("/v1/embeddings", method="POST").respond_with_handler(embeddings)
-    yield _server
-    _server.clear()
+def server(server: HTTPServer) -> HTTPServer:
+    """The shared pytest-httpserver (conftest.py), answering embeddings requests."""
+    server.expect_request("/v1/embeddings", method="POST").respond_with_handler(embeddings)
+    return server
 
 
 def embeddings(request: WsgiRequest) -> WsgiResponse:

@@ -4,34 +4,26 @@ and keepalive. Every server runs on 127.0.0.1."""
 from __future__ import annotations
 
 import socket
-import ssl
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 import pytest
-import trustme
 from pytest_httpserver import HTTPServer
 
-from aligneai import AligneAI, APIConnectionError
+from aligneai import AligneAI, APIConnectionError, InvalidArgumentValueError
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
 from aligneai.core.options import Timeout
 from aligneai.core.request import Request
 from aligneai.transports.base import SyncResponse, SyncTransport
 from aligneai.transports.urllib3_transport import Urllib3Transport
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+if TYPE_CHECKING:  # for annotations only: the fixtures come from conftest.py
+    from conftest import RawServer
 
 
 def get(url: str, *, read: float | None = 2.0, connect: float = 2.0) -> Request:
@@ -45,160 +37,6 @@ def read_all(response: SyncResponse) -> bytes:
         response.close()
 
 
-# -- small servers ---------------------------------------------------------------------------------
-
-
-class RawServer:
-    """A TCP server on 127.0.0.1 whose connections are handled by ``serve(conn)``."""
-
-    def __init__(self, serve: Any = None) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.02)
-        self.port: int = self.listener.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._serve = serve
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            self.accepted.append(conn)
-            if self._serve is not None:
-                self._serve(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
-
-
-def read_request_head(conn: socket.socket) -> bytes:
-    conn.settimeout(2)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def send_half_a_body(conn: socket.socket) -> None:
-    read_request_head(conn)
-    conn.sendall(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-        b'{"object": "list", "data": ['
-    )
-    conn.close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[RawServer]:
-    server = RawServer()  # accepts, never answers
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def truncating_server() -> Iterator[RawServer]:
-    server = RawServer(send_half_a_body)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def _httpserver() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
-
-@pytest.fixture
-def server(_httpserver: HTTPServer) -> Iterator[HTTPServer]:
-    _httpserver.clear()
-    yield _httpserver
-    _httpserver.clear()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Answer(BaseHTTPRequestHandler):
-    """Answers every request with its own name; records the request lines it saw."""
-
-    body = b"direct"
-
-    def do_GET(self) -> None:
-        self.server.seen.append(self.requestline)  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _ProxyAnswer(_Answer):
-    body = b"via-proxy"
-
-
-class _KeepAliveAnswer(_Answer):
-    protocol_version = "HTTP/1.1"  # the connection stays open after the answer
-
-
-def start_http_server(
-    handler: type[BaseHTTPRequestHandler], context: ssl.SSLContext | None = None
-) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    httpd.seen = []  # type: ignore[attr-defined]
-    if context is not None:
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    return httpd, thread
-
-
-def stop_http_server(httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(2)
-
-
-@pytest.fixture
-def forward_proxy() -> Iterator[tuple[str, list[str]]]:
-    """A forward proxy that records the absolute-form request line and answers itself."""
-    httpd, thread = start_http_server(_ProxyAnswer)
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.seen  # type: ignore[attr-defined]
-    stop_http_server(httpd, thread)
-
-
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """An HTTPS server on 127.0.0.1 with a certificate from a private CA; yields (url, CA file)."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    ca_file = tmp_path_factory.mktemp("tls") / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    httpd, thread = start_http_server(_Answer, context)
-    yield f"https://127.0.0.1:{httpd.server_address[1]}/secure", ca_file
-    stop_http_server(httpd, thread)
-
-
 # -- failures --------------------------------------------------------------------------------------
 
 
@@ -208,10 +46,10 @@ def test_it_is_a_sync_transport() -> None:
     transport.close()
 
 
-def test_connection_refused_is_a_connect_error() -> None:
+def test_connection_refused_is_a_connect_error(free_port: int) -> None:
     transport = Urllib3Transport()
     with pytest.raises(ConnectError) as caught:
-        transport.send(get(f"http://127.0.0.1:{free_port()}/v1/models"))
+        transport.send(get(f"http://127.0.0.1:{free_port}/v1/models"))
     assert not isinstance(caught.value, ConnectTimeout)
     transport.close()
 
@@ -305,17 +143,63 @@ def test_tls_ssl_cert_file_accepts_the_private_ca(
 # -- proxies ---------------------------------------------------------------------------------------
 
 
-def test_proxy_url_routes_through_the_proxy(forward_proxy: tuple[str, list[str]]) -> None:
+def test_proxy_routes_through_the_proxy(
+    forward_proxy: tuple[str, list[str]], free_port: int
+) -> None:
     proxy, seen = forward_proxy
-    target = f"http://localhost:{free_port()}/v1/models"  # refused if it were reached directly
-    transport = Urllib3Transport(proxy_url=proxy)
+    target = f"http://localhost:{free_port}/v1/models"  # refused if it were reached directly
+    transport = Urllib3Transport(proxy=proxy)
     assert read_all(transport.send(get(target))) == b"via-proxy"
     transport.close()
     assert seen == [f"GET {target} HTTP/1.1"]
 
 
+def test_proxy_url_still_works_and_warns(
+    forward_proxy: tuple[str, list[str]], free_port: int
+) -> None:
+    proxy, seen = forward_proxy
+    target = f"http://localhost:{free_port}/v1/models"
+    with pytest.warns(DeprecationWarning, match=r"proxy_url=.*deprecated.*proxy="):
+        transport = Urllib3Transport(proxy_url=proxy)
+    assert read_all(transport.send(get(target))) == b"via-proxy"
+    transport.close()
+    assert seen == [f"GET {target} HTTP/1.1"]
+
+
+def test_proxy_and_proxy_url_together_are_refused(forward_proxy: tuple[str, list[str]]) -> None:
+    proxy, _ = forward_proxy
+    with pytest.raises(InvalidArgumentValueError) as caught:
+        Urllib3Transport(proxy=proxy, proxy_url=proxy)
+    assert caught.value.argument == "proxy_url"
+
+
+def test_the_sync_client_sizes_its_default_pool(server: HTTPServer) -> None:
+    """``AligneAI(max_connections=n)``: the default transport keeps n connections per host."""
+    server.expect_request("/v1/models").respond_with_json({"object": "list", "data": []})
+    client = AligneAI(api_key="sk-test", base_url=server.url_for("/v1"), max_connections=3)
+    try:
+        client.models.list()
+        pool = next(iter(client._transport._host_pools.values()))  # type: ignore[attr-defined]
+        assert pool.pool.maxsize == 3
+    finally:
+        client.close()
+    with pytest.raises(InvalidArgumentValueError) as caught:
+        AligneAI(api_key="sk-test", max_connections=0)
+    assert caught.value.argument == "max_connections"
+    default = AligneAI(api_key="sk-test", base_url=server.url_for("/v1"))
+    try:
+        default.models.list()
+        pool = next(iter(default._transport._host_pools.values()))  # type: ignore[attr-defined]
+        assert pool.pool.maxsize == 10  # urllib3's pool size, as before the argument existed
+    finally:
+        default.close()
+
+
 def test_environment_proxy_and_no_proxy_bypass(
-    forward_proxy: tuple[str, list[str]], server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+    forward_proxy: tuple[str, list[str]],
+    server: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    free_port: int,
 ) -> None:
     proxy, seen = forward_proxy
     server.expect_request("/v1/models").respond_with_data("direct")
@@ -328,7 +212,7 @@ def test_environment_proxy_and_no_proxy_bypass(
     assert read_all(transport.send(get(bypassed))) == b"direct"
     assert seen == []
 
-    proxied = f"http://localhost:{free_port()}/v1/models"
+    proxied = f"http://localhost:{free_port}/v1/models"
     assert read_all(transport.send(get(proxied))) == b"via-proxy"
     assert seen == [f"GET {proxied} HTTP/1.1"]
     transport.close()
@@ -349,10 +233,9 @@ def test_trust_env_false_ignores_the_environment_proxy(
 # -- keepalive -------------------------------------------------------------------------------------
 
 
-def test_connections_have_tcp_keepalive() -> None:
-    httpd, thread = start_http_server(_KeepAliveAnswer)
+def test_connections_have_tcp_keepalive(keepalive_server: str) -> None:
     transport = Urllib3Transport()
-    response = transport.send(get(f"http://127.0.0.1:{httpd.server_address[1]}/v1/models"))
+    response = transport.send(get(keepalive_server))
     try:
         sock = response._response.connection.sock  # type: ignore[attr-defined]
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
@@ -366,7 +249,6 @@ def test_connections_have_tcp_keepalive() -> None:
     finally:
         read_all(response)
         transport.close()
-        stop_http_server(httpd, thread)
 
 
 # -- connection reuse and release ------------------------------------------------------------------
@@ -408,14 +290,15 @@ class _PortsAnswer(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def ports_server() -> Iterator[tuple[str, Any]]:
-    httpd, thread = start_http_server(_PortsAnswer)
-    httpd.gate = threading.Event()  # type: ignore[attr-defined]
+def ports_server(
+    http_server: Callable[[type[BaseHTTPRequestHandler]], Any],
+) -> Iterator[tuple[str, Any]]:
+    httpd = http_server(_PortsAnswer)
+    httpd.gate = threading.Event()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd
     finally:
-        httpd.gate.set()  # type: ignore[attr-defined]
-        stop_http_server(httpd, thread)
+        httpd.gate.set()  # before the server stops: its handler may be waiting on it
 
 
 def test_a_half_read_response_is_discarded_a_whole_one_reused(
