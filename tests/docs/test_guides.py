@@ -133,6 +133,13 @@ def test_the_guides_hold_examples() -> None:
     assert sum(counts.values()) >= 30, counts
 
 
+def test_quickstart_holds_the_seed_example_verbatim() -> None:
+    # The quickstart says its first block is examples/get_embeddings.py (the product's example,
+    # which tests/client/test_sync_lifecycle.py checks against the seed README byte for byte).
+    example = (DOCS.parent / "examples" / "get_embeddings.py").read_text(encoding="utf-8")
+    assert python_blocks(DOCS / "quickstart.md")[0].code == example
+
+
 def test_extractor_reads_indented_fences_and_info(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
