@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from aligneai._client import AligneAI
-    from aligneai.core.ratecontrol import RateController
     from aligneai.bulk import BulkResult
+    from aligneai.core.ratecontrol import RateController
 
 __all__ = ["Embedder"]
 
@@ -90,7 +90,9 @@ def _positive_seconds(value: object, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgumentTypeError(name, f"expected seconds (a number), got {type(value).__name__}")
+        raise InvalidArgumentTypeError(
+            name, f"expected seconds (a number), got {type(value).__name__}"
+        )
     if not value > 0:
         raise InvalidArgumentValueError(name, f"must be positive, got {value}")
     return float(value)
@@ -156,7 +158,7 @@ class Embedder:
     ) -> None:
         self.model = _optional_str(model, "model")
         self.dimensions = _positive_int(dimensions, "dimensions", allow_none=True)
-        self.workers = _positive_int(workers, "workers", allow_none=False)
+        self.workers: int = _positive_int(workers, "workers", allow_none=False) or 1
         validate_bulk_arguments(
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,

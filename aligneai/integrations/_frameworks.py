@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aligneai.core.bulk import validate_bulk_arguments
-from aligneai.core.errors import InvalidArgumentTypeError
+from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.core.operations import MAX_INPUTS
 
 if TYPE_CHECKING:
@@ -41,6 +41,18 @@ class BulkSettings:
     ) -> None:
         if model is not None and not isinstance(model, str):
             raise InvalidArgumentTypeError("model", f"expected a str, got {type(model).__name__}")
+        if model == "":
+            raise InvalidArgumentValueError("model", "must not be empty (None: the default)")
+        if dimensions is not None and (
+            isinstance(dimensions, bool) or not isinstance(dimensions, int)
+        ):
+            raise InvalidArgumentTypeError(
+                "dimensions", f"expected a positive int, got {type(dimensions).__name__}"
+            )
+        if dimensions is not None and dimensions < 1:
+            raise InvalidArgumentValueError(
+                "dimensions", f"must be a positive int, got {dimensions}"
+            )
         if not isinstance(progress, bool):
             raise InvalidArgumentTypeError(
                 "progress", f"expected a bool, got {type(progress).__name__}"

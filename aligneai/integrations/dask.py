@@ -14,18 +14,18 @@ Each partition is embedded by ``create_many`` on a Dask worker; the key is read 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 from aligneai.core.errors import MissingDependencyError
 
 from ._embedder import Embedder
 
-try:
-    import dask  # noqa: F401
-except ImportError:  # pragma: no cover - the extra is installed where this is tested
+if importlib.util.find_spec("dask") is None:  # pragma: no cover - installed where tested
     raise MissingDependencyError(
         'aligneai.integrations.dask needs dask: pip install "aligneai[dask]"'
-    ) from None
+    )
 
 __all__ = ["embed_bag", "embed_dataframe"]
 
@@ -54,7 +54,7 @@ def embed_dataframe(ddf: Any, embedder: Embedder | None = None, **settings: Any)
     Give an `Embedder`, or its keyword arguments. The new column holds one float32 numpy
     array per row (object dtype, as pandas has no fixed-size list type).
     """
-    import pandas as pd
+    pd = importlib.import_module("pandas")  # comes with dask.dataframe
 
     embedder = _embedder(embedder, settings)
     meta = ddf._meta.copy()  # the empty frame Dask keeps as every partition's model

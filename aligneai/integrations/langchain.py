@@ -21,7 +21,7 @@ from aligneai.core.errors import MissingDependencyError
 from ._frameworks import DEFAULT_BATCH_SIZE, BulkSettings
 
 try:
-    from langchain_core.embeddings import Embeddings
+    from langchain_core.embeddings import Embeddings  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # pragma: no cover - the extra is installed where this is tested
     raise MissingDependencyError(
         'aligneai.integrations.langchain needs langchain-core: pip install "aligneai[langchain]"'
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["AligneAIEmbeddings"]
 
 
-class AligneAIEmbeddings(Embeddings):
+# mypy sees Any where the framework is not installed (the type env); typed where it is.
+class AligneAIEmbeddings(Embeddings):  # type: ignore[misc, unused-ignore]
     """LangChain ``Embeddings`` backed by ``embeddings.create_many`` / ``create``.
 
     Args:

@@ -14,15 +14,15 @@ server's pace, in order). Queries and single texts send one request.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from aligneai.core.errors import MissingDependencyError
 
 from ._frameworks import DEFAULT_BATCH_SIZE, BulkSettings
 
 try:
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.base.embeddings.base import BaseEmbedding  # type: ignore[import-not-found, unused-ignore]
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # pragma: no cover - the extra is installed where this is tested
     raise MissingDependencyError(
         "aligneai.integrations.llama_index needs llama-index-core: "
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["AligneAIEmbedding"]
 
 
-class AligneAIEmbedding(BaseEmbedding):
+# mypy sees Any where the framework is not installed (the type env); typed where it is.
+class AligneAIEmbedding(BaseEmbedding):  # type: ignore[misc, unused-ignore]
     """LlamaIndex ``BaseEmbedding`` backed by ``embeddings.create_many`` / ``create``.
 
     Fields (pydantic, shown in the repr and LlamaIndex's payloads): ``model_name`` (None: the
@@ -48,7 +49,7 @@ class AligneAIEmbedding(BaseEmbedding):
     ``async_client`` each async call opens its own async client.
     """
 
-    model_name: Optional[str] = Field(  # type: ignore[assignment] # noqa: UP045
+    model_name: Optional[str] = Field(  # type: ignore[assignment, unused-ignore] # noqa: UP045
         default=None, description="The model id; None: the server's default model."
     )
     dimensions: Optional[int] = Field(default=None, gt=0)  # noqa: UP045
@@ -89,22 +90,22 @@ class AligneAIEmbedding(BaseEmbedding):
         """The name LlamaIndex records for this embedding class."""
         return "AligneAIEmbedding"
 
-    def _get_query_embedding(self, query: str) -> List[float]:  # noqa: UP006
+    def _get_query_embedding(self, query: str) -> list[float]:
         return self._settings.embed_one(query)
 
-    async def _aget_query_embedding(self, query: str) -> List[float]:  # noqa: UP006
+    async def _aget_query_embedding(self, query: str) -> list[float]:
         return await self._settings.aembed_one(query)
 
-    def _get_text_embedding(self, text: str) -> List[float]:  # noqa: UP006
+    def _get_text_embedding(self, text: str) -> list[float]:
         return self._settings.embed_one(text)
 
-    async def _aget_text_embedding(self, text: str) -> List[float]:  # noqa: UP006
+    async def _aget_text_embedding(self, text: str) -> list[float]:
         return await self._settings.aembed_one(text)
 
-    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:  # noqa: UP006
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self._settings.embed_many(list(texts))
 
-    async def _aget_text_embeddings(self, texts: List[str]) -> List[List[float]]:  # noqa: UP006
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return await self._settings.aembed_many(list(texts))
 
     def close(self) -> None:
