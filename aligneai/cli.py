@@ -576,11 +576,15 @@ def _embed_many(
     except KeyboardInterrupt:
         if args.output is None:
             raise
-        done = latest[-1].done if latest else 0
-        raise _Interrupted(
-            f"{done} of {total} texts are in {args.output}; to continue: "
-            f"{_resume_command(arguments)}"
-        ) from None
+        if _resumable(args.output):
+            done = latest[-1].done if latest else 0
+            raise _Interrupted(
+                f"{done} of {total} texts are in {args.output}; to continue: "
+                f"{_resume_command(arguments)}"
+            ) from None
+        if os.path.exists(args.output):  # Ctrl-C after the run had finished its output
+            raise _Interrupted(f"{args.output} is complete (the run had finished)") from None
+        raise _Interrupted(f"nothing was written to {args.output}") from None
     except InvalidArgumentError as exc:
         raise _name_input(exc, args, texts) from exc
     except APIError as exc:

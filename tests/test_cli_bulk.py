@@ -345,9 +345,12 @@ def test_ctrl_c_in_process_says_how_to_resume(
 
     def create_many(client: Any, texts: Any, **options: Any) -> Any:
         options["progress"](ProgressEvent(done=300, total=1000))
+        Path("out.npy").write_bytes(b"partial")
+        Path("out.npy.checkpoint.json").write_text("{}")  # what an interrupted run leaves
         raise KeyboardInterrupt
 
     monkeypatch.setattr(aligneai.cli, "_create_many", create_many)
+    monkeypatch.chdir(tmp_path)
     source = write_lines(tmp_path / "my corpus.txt", corpus(1000))
     argv = remote(srv, "--input", str(source), "--output", "out.npy", "--rpm", "5")
     result = run(argv)
@@ -358,6 +361,28 @@ def test_ctrl_c_in_process_says_how_to_resume(
         "aligneai: interrupted: 300 of 1000 texts are in out.npy; to continue: aligneai embed "
         f"--resume --base-url {srv.url} --api-key *** --input {quoted} --output out.npy --rpm 5\n"
     )
+
+
+@pytest.mark.parametrize("state", ["complete", "nothing"])
+def test_ctrl_c_when_there_is_nothing_to_resume(
+    srv: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    # Ctrl-C before the run wrote anything, or after it finished: --resume would not help.
+    def create_many(client: Any, texts: Any, **options: Any) -> Any:
+        if state == "complete":
+            Path("out.npy").write_bytes(b"done")  # finished: no checkpoint any more
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aligneai.cli, "_create_many", create_many)
+    monkeypatch.chdir(tmp_path)
+    write_lines(tmp_path / "c.txt", corpus(3))
+    result = run(remote(srv, "--input", "c.txt", "--output", "out.npy"))
+    assert result.code == 130
+    message = {
+        "complete": "out.npy is complete (the run had finished)",
+        "nothing": "nothing was written to out.npy",
+    }[state]
+    assert result.err == f"aligneai: interrupted: {message}\n"
 
 
 def _console() -> list[str]:
