@@ -23,7 +23,7 @@ import math
 import random
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Optional, Union, get_args
+from typing import Any, ClassVar, Optional, TypeVar, Union, get_args
 
 import attrs
 
@@ -194,6 +194,9 @@ def _default_error_body(fault: StatusFault) -> bytes:
     return _contract.encode_json(_contract.default_error_payload(fault.status_code))
 
 
+_F = TypeVar("_F", bound="Fault")
+
+
 # -- the faults --------------------------------------------------------------------------------
 
 
@@ -234,13 +237,13 @@ class Fault:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def with_headers(
-        self,
+        self: _F,
         headers: Mapping[str, str] | None = None,
         *,
         retry_after: float | str | None = None,
         retry_after_ms: float | None = None,
         should_retry: bool | None = None,
-    ) -> Fault:
+    ) -> _F:
         """Return a copy that also sends these headers with whatever answer it gives.
 
         ``retry_after`` (seconds, or an HTTP-date string), ``retry_after_ms`` and
