@@ -25,7 +25,7 @@ import math
 import string
 import struct
 from collections.abc import Mapping
-from typing import Any, Literal, Optional, Union, overload
+from typing import Any, Optional, Union, get_args, overload
 
 import attrs
 from hypothesis import strategies as st
@@ -40,6 +40,7 @@ from aligneai.core.models import (
     Usage,
     WireModel,
 )
+from aligneai.core.operations import MAX_INPUTS, EncodingFormat
 from aligneai.testing import _contract
 from aligneai.testing._embedder import to_base64
 from aligneai.testing._ratelimit import format_reset, retry_after_headers
@@ -64,10 +65,8 @@ __all__ = [
     "wire_extra_fields",
 ]
 
-EncodingFormat = Literal["float", "base64"]
 Size = Union[int, st.SearchStrategy[int]]
 
-MAX_INPUTS = _contract.MAX_INPUTS
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
 _ID_ALPHABET = string.ascii_lowercase + string.digits + "-._:"
@@ -110,7 +109,7 @@ def _sizes(
 
 
 def _check_encoding(encoding_format: object) -> None:
-    if encoding_format not in ("float", "base64"):
+    if encoding_format not in get_args(EncodingFormat):
         raise ValueError(f"encoding_format must be 'float' or 'base64', got {encoding_format!r}")
 
 
@@ -200,7 +199,7 @@ def inputs(*, max_inputs: int = 16, max_size: int = 64) -> st.SearchStrategy[str
     return st.one_of(one, st.lists(one, min_size=1, max_size=max_inputs))
 
 
-_ENCODINGS = st.sampled_from(["float", "base64"])
+_ENCODINGS = st.sampled_from(get_args(EncodingFormat))
 
 
 @st.composite
