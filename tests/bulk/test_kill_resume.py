@@ -155,7 +155,7 @@ def expected() -> Any:
 
 
 @pytest.mark.parametrize("driver", ["sync", "async"])
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("seed", [11])
 def test_kill_9_then_resume_sends_only_what_was_in_flight(
     driver: str, seed: int, tmp_path: Path, expected: Any
 ) -> None:
