@@ -42,7 +42,10 @@ import server as bench_server  # noqa: E402  (after the sys.path fix above)
 MiB = 1024 * 1024
 API_KEY = "bench-key"
 MODEL = "bench-model"
-STREAM_FIRST = 1000  # the stream's RSS is compared between this item and the last one
+# A legal stream has one item per input: at most MAX_INPUTS (the core's limit) items.
+MAX_STREAM_ITEMS = 2048
+STREAM_FLAT = 2 * MiB  # the stream memory target: the growth after the first stream
+STREAM_WARMUP = 50  # items of the warm-up stream before a stream measurement
 # Environment variables that would change what a client does (proxies, logging).
 _SCRUBBED_ENV = (
     "http_proxy",
@@ -75,7 +78,9 @@ class Budget:
     decode_rounds: int
     import_runs: int
     rss_repeats: int
+    stream_count: int  # consecutive streams over one client, of stream_items items each
     stream_items: int
+    stream_repeats: int  # stream workers per client (each runs all the streams)
     worker_timeout: float
     total_seconds: float  # stop starting new measurements after this (a safety net)
     passes: int = 1  # see Runner.measure
@@ -93,9 +98,11 @@ FULL = Budget(
     decode_rounds=15,
     import_runs=10,
     rss_repeats=3,
-    stream_items=100_000,
+    stream_count=49,  # 100,352 items in all
+    stream_items=MAX_STREAM_ITEMS,
+    stream_repeats=2,
     worker_timeout=240.0,
-    total_seconds=560.0,
+    total_seconds=1200.0,  # a loaded 2-core machine takes ~13 minutes with bulk
     passes=2,
 )
 QUICK = Budget(
@@ -108,7 +115,9 @@ QUICK = Budget(
     decode_rounds=2,
     import_runs=1,
     rss_repeats=1,
-    stream_items=3_000,
+    stream_count=3,
+    stream_items=1000,
+    stream_repeats=1,
     worker_timeout=90.0,
     total_seconds=150.0,
     peer_large_float=False,
@@ -154,7 +163,9 @@ class SyncCaller:
     """One sync client calling the benchmark server: ``call(payload_key=None) -> result``.
 
     The client sends ``x-bench-payload: <key>`` as a default header; ``call(key)`` overrides it
-    per call (the RSS measurements warm up on a small payload first).
+    per call (the RSS measurements warm up on a small payload first). Every call sends as many
+    inputs as its payload has embeddings: the client checks each answer against its request
+    (one embedding per input), so a 512-input call answered with one embedding is an error.
     """
 
     def __init__(
@@ -164,6 +175,12 @@ class SyncCaller:
         self.fmt = fmt
         base_url = f"http://127.0.0.1:{port}/v1"
         inputs = _inputs(n)
+        # The inputs of a call with another payload: as many as that payload has embeddings.
+        other: dict[str, list[str]] = {
+            f"{size}-{f}": _inputs(count)
+            for size, (count, _) in bench_server.SIZES.items()
+            for f in bench_server.FORMATS
+        }
         if client == "aligneai":
             from aligneai import AligneAI
 
@@ -182,7 +199,8 @@ class SyncCaller:
             def call(override: str | None = None) -> Any:
                 if override is None:
                     return create(inputs=inputs, **kwargs)
-                return create(inputs=inputs, extra_headers={"x-bench-payload": override}, **kwargs)
+                headers = {"x-bench-payload": override}
+                return create(inputs=other[override], extra_headers=headers, **kwargs)
 
             self.close: Callable[[], None] = c.close
         elif client == "openai":
@@ -204,7 +222,7 @@ class SyncCaller:
                     return ocreate(model=MODEL, input=inputs, **okwargs)
                 return ocreate(
                     model=MODEL,
-                    input=inputs,
+                    input=other[override],
                     extra_headers={"x-bench-payload": override},
                     **okwargs,
                 )
@@ -224,10 +242,11 @@ class SyncCaller:
             decode = fmt == "base64"
 
             def call(override: str | None = None) -> Any:
-                h = headers if override is None else {**headers, "x-bench-payload": override}
-                response = pool.request(
-                    "POST", url, body=json.dumps(request_body).encode(), headers=h
-                )
+                body, h = request_body, headers
+                if override is not None:
+                    body = {"inputs": other[override], "encoding_format": fmt}
+                    h = {**headers, "x-bench-payload": override}
+                response = pool.request("POST", url, body=json.dumps(body).encode(), headers=h)
                 if response.status != 200:
                     raise RuntimeError(f"HTTP {response.status}")
                 data = json.loads(response.data)["data"]
@@ -482,9 +501,10 @@ def worker_rss_floor_numpy(spec: dict[str, Any]) -> dict[str, Any]:
 
     pool = urllib3.PoolManager()
     url = f"http://127.0.0.1:{spec['port']}/v1/embeddings"
-    body = json.dumps({"inputs": _inputs(512), "encoding_format": "base64"}).encode()
 
     def call(key: str) -> Any:
+        n = bench_server.SIZES[key.split("-")[0]][0]  # one input per embedding, as the client
+        body = json.dumps({"inputs": _inputs(n), "encoding_format": "base64"}).encode()
         response = pool.request(
             "POST",
             url,
@@ -503,47 +523,108 @@ def worker_rss_floor_numpy(spec: dict[str, Any]) -> dict[str, Any]:
     return {"growth": after - before, "exact": reset}
 
 
+def _stream_opener(client: str, port: int) -> tuple[Callable[[int], Any], Callable[[], None]]:
+    """(stream, close): ``stream(n)`` sends n inputs and iterates the n items of the answer.
+
+    Each item comes out as ``(index, embedding as a list of floats)``. The floor reads the same
+    SSE body with urllib3 and decodes each ``embedding`` event (json.loads + base64): the least
+    a client can do with it.
+    """
+    base_url = f"http://127.0.0.1:{port}/v1"
+    # One input per streamed item: the client checks the indexes against its inputs.
+    inputs = {n: _inputs(n) for n in (STREAM_WARMUP, MAX_STREAM_ITEMS)}
+
+    def headers_for(n: int) -> dict[str, str]:
+        return {"x-bench-payload": "stream-base64", "x-bench-stream-items": str(n)}
+
+    if client == "aligneai":
+        from aligneai import AligneAI
+
+        c = AligneAI(api_key=API_KEY, base_url=base_url, max_retries=0)
+
+        def stream(n: int) -> Any:
+            texts = inputs.get(n) or _inputs(n)
+            with c.embeddings.create(inputs=texts, stream=True, extra_headers=headers_for(n)) as s:
+                for item in s:
+                    yield item.index, item.embedding
+
+        return stream, c.close
+    if client == "floor":
+        import urllib3
+
+        pool = urllib3.PoolManager()
+        url = base_url + "/embeddings"
+
+        def fstream(n: int) -> Any:
+            texts = inputs.get(n) or _inputs(n)
+            body = json.dumps({"inputs": texts, "encoding_format": "base64", "stream": True})
+            headers = {
+                "Authorization": f"Bearer {API_KEY}",
+                "Content-Type": "application/json",
+                **headers_for(n),
+            }
+            response = pool.request(
+                "POST", url, body=body.encode(), headers=headers, preload_content=False
+            )
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+            buffer = b""
+            for chunk in response.stream(65536):
+                buffer += chunk
+                *events, buffer = buffer.split(b"\n\n")
+                for event in events:
+                    name, _, data = event.partition(b"\ndata: ")
+                    if name == b"event: embedding":
+                        item = json.loads(data)
+                        yield item["index"], _b64_floats(item["embedding"])
+            response.release_conn()
+
+        return fstream, pool.clear
+    raise ValueError(client)
+
+
 def worker_stream(spec: dict[str, Any]) -> dict[str, Any]:
-    """Peak RSS after item STREAM_FIRST vs after the last item of one long stream."""
+    """Consecutive streams over one client: peak RSS after the first stream vs after the last.
+
+    A legal stream has one item per input, so at most `MAX_STREAM_ITEMS`: a long-running
+    consumer is many such streams in a row. Memory that stays flat after the first stream (its
+    buffers and code paths) does not grow with what streamed through; items/s over all streams.
+    """
     import gc
 
-    from aligneai import AligneAI
-
-    client = AligneAI(
-        api_key=API_KEY, base_url=f"http://127.0.0.1:{spec['port']}/v1", max_retries=0
-    )
-    total = spec["items"]
-
-    def stream(items: int) -> Any:
-        headers = {"x-bench-payload": "stream-base64", "x-bench-stream-items": str(items)}
-        return client.embeddings.create(inputs=["stream me"], stream=True, extra_headers=headers)
-
-    for _ in stream(50):  # warm-up
+    streams, items = spec["streams"], spec["items"]
+    stream, close = _stream_opener(spec["client"], spec["port"])
+    for _ in stream(STREAM_WARMUP):  # imports, the connection, first allocations
         pass
     gc.collect()
     reset = _reset_peak()
     start_rss = _maxrss_bytes()
-    at_first = None
-    count = 0
+    at_first = start_rss
+    peaks: list[int] = []  # the peak RSS after each stream
     t0 = time.perf_counter()
-    for item in stream(total):
-        count += 1
-        if count == STREAM_FIRST:
-            at_first = _maxrss_bytes()
-        if len(item.embedding) != bench_server.STREAM_DIMS:
-            raise AssertionError("bad stream item")
+    for number in range(streams):
+        seen = 0
+        for index, embedding in stream(items):
+            seen += 1
+            if len(embedding) != bench_server.STREAM_DIMS or not 0 <= index < items:
+                raise AssertionError(f"bad stream item {index}")
+        if seen != items:
+            raise AssertionError(f"stream {number} gave {seen} of {items} items")
+        peaks.append(_maxrss_bytes())
+        if number == 0:
+            at_first = peaks[0]
     elapsed = time.perf_counter() - t0
     at_end = _maxrss_bytes()
-    if count != total or at_first is None:
-        raise AssertionError(f"the stream gave {count} of {total} items")
+    close()
     prefix, suffix = bench_server.stream_event_parts("base64")
-    wire = (total - STREAM_FIRST) * (len(prefix) + len(suffix) + len(str(total // 2)))
-    client.close()
+    per_stream = sum(len(prefix) + len(suffix) + len(str(i)) for i in range(items))
     return {
-        "growth": at_end - at_first,
-        "first_growth": at_first - start_rss,
-        "wire_bytes": wire,
-        "items_per_s": total / elapsed,
+        "growth": [at_end - at_first],
+        "first_growth": [at_first - start_rss],
+        "wire_bytes": [(streams - 1) * per_stream],
+        "items_per_s": [streams * items / elapsed],
+        "later_growth": [at_end - peaks[min(1, len(peaks) - 1)]],  # after the second stream
+        "peaks": [peak - start_rss for peak in peaks],
         "exact": reset,
     }
 
@@ -1113,26 +1194,39 @@ class Runner:
         else:
             row.skipped = "numpy is not installed"
         rows.append(row)
-        self.progress(f"stream {self.budget.stream_items} items")
-        items = self.budget.stream_items
-        stream = self.worker("stream", items=items)
-        growth_row = Row(
-            "memory",
-            f"stream of {items:,} items: peak RSS growth from item {STREAM_FIRST:,} to the end",
-            "B",
-        )
-        rate_row = Row("stream", f"{items:,} items of {bench_server.STREAM_DIMS} dims", "items/s")
-        if stream is None:
-            growth_row.error = rate_row.error = "the stream worker failed"
-        else:
-            wire_mib = stream["wire_bytes"] / MiB
-            growth_row.ours = Stats.of([stream["growth"]])
-            # Flat: the growth is well under the size of what streamed through.
-            growth_row.targets = [Target("abs", "<", 0.1 * stream["wire_bytes"])]
-            growth_row.note = f"{wire_mib:.0f} MiB on the wire after item {STREAM_FIRST:,}"
-            rate_row.ours = Stats.of([stream["items_per_s"]])
-        rows += [growth_row, rate_row]
+        rows += self.stream_rows()
         return rows
+
+    def stream_rows(self) -> list[Row]:
+        """Consecutive streams over one client: memory flat after the first, and items/s."""
+        b = self.budget
+        count, items, dims = b.stream_count, b.stream_items, bench_server.STREAM_DIMS
+        self.progress(f"stream {count} x {items} items")
+        samples: dict[str, list[dict[str, Any] | None]] = {"aligneai": [], "floor": []}
+        for _ in range(b.stream_repeats):
+            for client in samples:  # the floor reads the same streams (urllib3 + json.loads)
+                samples[client].append(
+                    self.worker("stream", client=client, streams=count, items=items)
+                )
+        got = {client: _merge_all(found) for client, found in samples.items()}
+        what = f"{count} streams of {items:,} items x {dims} dims in a row, one client"
+        growth_row = Row("memory", f"{what}: peak RSS growth after the first stream", "B")
+        rate_row = Row("stream", f"{what}, base64", "items/s")
+        _fill(growth_row, got, "growth")
+        _fill(rate_row, got, "items_per_s")
+        ours = got["aligneai"]
+        if ours is not None:
+            wire = statistics.median(ours["wire_bytes"])
+            first = statistics.median(ours["first_growth"])
+            later = statistics.median(ours["later_growth"])
+            # Flat: the streams after the first add less than a fixed small amount, however
+            # many ran and however much data went through them.
+            growth_row.targets = [Target("abs", "<", STREAM_FLAT)]
+            growth_row.note = (
+                f"{wire / MiB:,.0f} MiB on the wire after the first stream; the first stream "
+                f"grew it by {first / MiB:.1f} MiB, the last {count - 2} by {later / MiB:.1f} MiB"
+            )
+        return [growth_row, rate_row]
 
     # -- the whole run --------------------------------------------------------------------------
 
@@ -1243,6 +1337,14 @@ def _fill(row: Row, got: dict[str, dict[str, Any] | None], metric: str) -> None:
                 row.error = "the measurement failed (see the failures below the table)"
             continue
         setattr(row, slots[client], Stats.of(result[metric]))
+
+
+def _merge_all(samples: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Every key's samples of several results (lists), concatenated; None if none ran."""
+    found = [s for s in samples if s is not None]
+    if not found:
+        return None
+    return {key: [v for s in found for v in s[key]] for key in found[0] if key != "exact"}
 
 
 def _merge(samples: list[dict[str, Any] | None], key: str) -> dict[str, Any] | None:

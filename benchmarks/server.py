@@ -9,7 +9,7 @@ run in its own process on its own core. The request body is ignored (so it serve
 - ``medium-float``, ``medium-base64``: 16 x 1024;
 - ``large-float``, ``large-base64``: 512 x 1536;
 - ``stream-float``, ``stream-base64``: an SSE stream (``event: embedding`` items, then
-  ``event: done``) of ``x-bench-stream-items`` items (default 1000) of 256 dims each.
+  ``event: done``) of ``x-bench-stream-items`` items (default 1000) of 768 dims each.
 
 base64 vectors are little-endian float32, standard base64, as the API sends them; float vectors
 are the same float32 values written with 9 significant digits (what real servers send).
@@ -38,7 +38,7 @@ from pathlib import Path
 
 SIZES = {"small": (1, 8), "medium": (16, 1024), "large": (512, 1536)}
 FORMATS = ("float", "base64")
-STREAM_DIMS = 256
+STREAM_DIMS = 768  # a common embedding size (BERT-base models: e5-base, mpnet, nomic)
 DEFAULT_STREAM_ITEMS = 1000
 _STREAM_BLOCK = 256  # events per HTTP chunk of a stream
 _MAX_HEAD = 64 * 1024

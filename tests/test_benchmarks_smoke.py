@@ -33,6 +33,8 @@ ROW_GROUPS = {"sync", "async", "decode", "import", "memory", "stream"}
 # The stand-in's instruction counts: a fixed start-up cost plus a cost per call, per client.
 PER_CALL = {"aligneai": 1200, "floor": 1000}
 START_UP = 7_000_000
+# The bulk group's "time to 95 % of the limit" of a strategy that never got there (bulk.py).
+NEVER_REACHED = "never reached"
 
 FAKE_VALGRIND = f"""#!{sys.executable}
 import json, sys
@@ -85,12 +87,14 @@ def test_quick_benchmark_run_measures_every_group(tmp_path: Path) -> None:
     assert {row["group"] for row in rows} >= ROW_GROUPS
     names = [row["name"] for row in rows]
     assert any("base64 -> numpy" in name for name in names)
-    assert any("stream of" in name for name in names)
+    assert any("streams of" in name for name in names)
     assert any(name.startswith("throughput c=64") for name in names)
     assert any(name.startswith("import aligneai") for name in names)
     for row in rows:
         assert not row["error"], row
-        assert not row["skipped"], row
+        if row["skipped"] == NEVER_REACHED and row["group"] == "bulk":
+            continue  # a measured result: the sequential loop never gets near the limit
+        assert not row["skipped"], row  # an optional package missing: every one is installed
         # a figure was measured (memory growth may be slightly negative: pages returned)
         assert math.isfinite(row["ours"]["median"]), row
 
