@@ -16,8 +16,13 @@ from aligneai.testing import LocalServer  # noqa: E402
 
 from ._common import DIMS, KEY, allowed_requests, check_rows, corpus  # noqa: E402
 
-# Ray warns about its own deprecated settings from inside ray.data (not our doing).
-pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*")
+# Ray warns about its own deprecated settings from inside ray.data, and older Rays leave a
+# helper process of ray.init to the garbage collector (not our doing).
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*"),
+    pytest.mark.filterwarnings("ignore:subprocess .* is still running:ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 
 @pytest.fixture(scope="module")
