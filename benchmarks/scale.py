@@ -1,7 +1,7 @@
 """Scale-out: rows per second with 1, 2 and 4 engine workers against a rate limit that binds at 4.
 
     pip install "aligneai[dask,numpy]"        # or [ray]
-    python benchmarks/scale.py [--engine dask|ray] [--workers 1,2,4] [--rows 1600]
+    python benchmarks/scale.py [--engine dask|ray] [--workers 1,2,4] [--rows 2400] [--repeat 3]
 
 Each worker is an `aligneai.integrations.Embedder` holding ``1 / workers`` of the token budget,
 with at most ``--per-worker`` requests in flight. The local server answers every request after
@@ -11,10 +11,11 @@ each run the server's token bucket is drained with one large request, so the lim
 the first row (a fresh bucket holds 10 s of budget, which would flatter short runs). Every
 output row is checked against the local server's deterministic embedder.
 
-Each row is the median of ``--repeat`` runs (by rows/s). Columns: rows/s over the whole run (the engine's task start-up included: the workers are
-started and imported beforehand, but not warmed by any request); tokens/s the server admitted;
-``share``: those tokens over what the limit allowed in the run (``tpm / 60 x seconds``, the
-bucket being empty at the start); 429s: answers refused by the server's limiter.
+Each row is the median of ``--repeat`` runs (by rows/s). Columns: rows/s over the whole run
+(the engine's task start-up included: the workers are started and imported beforehand, but not
+warmed by any request); tokens/s the server admitted; ``share``: those tokens over what the
+limit allowed in the run (``tpm / 60 x seconds``, the bucket being empty at the start); 429s:
+answers refused by the server's limiter.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ def dask_engine(workers: int) -> Iterator[Any]:
 
     from aligneai.integrations.dask import embed_dataframe
 
-    with LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(lambda: __import__("aligneai.integrations"))  # imports done before timing
 
         def run(texts: list[str], embedder: Embedder, partitions: int) -> list[Any]:
