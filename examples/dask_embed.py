@@ -42,9 +42,12 @@ def main() -> None:
         os.environ.setdefault("ALIGNEAI_API_KEY", "local-demo-key")
     frame = corpus(2_000)
     # The worker processes start with this process's environment: set the variables first.
-    with LocalCluster(
-        n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster):
+    with (
+        LocalCluster(
+            n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
         ddf = dd.from_pandas(frame, npartitions=8)
         lazy = embed_dataframe(
             ddf,
