@@ -12,13 +12,12 @@ import re
 import textwrap
 from pathlib import Path
 
+import mypy.api as mypy_api
 import pytest
 
 import aligneai
 import aligneai.core
 import aligneai.transports
-
-mypy_api = pytest.importorskip("mypy.api")
 
 SNIPPET = textwrap.dedent(
     """
