@@ -58,12 +58,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from report import loadavg  # benchmarks/report.py: the suite's formatting
+
 HERE = Path(__file__).resolve().parent
 MiB = 1024 * 1024
 API_KEY = "bench-key"
 MODEL = "aligne-embed-small"
-README_START = "<!-- bulk-results:start -->"
-README_END = "<!-- bulk-results:end -->"
+README_SECTION = "bulk-results"  # <!-- bulk-results:start --> ... :end (benchmarks/readme.py)
 
 
 @dataclass(frozen=True)
@@ -1154,17 +1155,6 @@ def summarize(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(value: float) -> str:
-    magnitude = abs(value)
-    if magnitude >= 1000:
-        return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
 def side_by_side(data: dict[str, Any]) -> str:
     """The README table: the three strategies as columns, then the kill and memory lines."""
     plan = data["plan"]
@@ -1325,7 +1315,7 @@ def report(data: dict[str, Any]) -> str:
         "",
         f"- run: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {data['mode']}, "
         f"{data['elapsed_s']:.0f} s; Python {platform.python_version()}; {data['pinning']}; "
-        f"load average {_loadavg()}",
+        f"load average {loadavg()}",
         f"- server: `LocalServer(tokens_per_minute={plan['tokens_per_minute']:,}, "
         f"requests_per_minute={plan['requests_per_minute']:,}, latency={plan['latency']:g}, "
         f"latency_per_input={plan['latency_per_input']:g})`: {limit:,.0f} tokens/s bind; a "
@@ -1342,15 +1332,10 @@ def report(data: dict[str, Any]) -> str:
     return "\n".join(header) + "\n"
 
 
-def _loadavg() -> str:
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except (AttributeError, OSError):
-        return "unknown"
+def runner_rows(runner: Any) -> list[Any]:
+    """run.py's ``bulk`` group: this file in a subprocess, its rows as `report.Row` objects."""
+    from report import Row, Stats, Target  # benchmarks/report.py (run.py's rows)
 
-
-def runner_rows(runner: Any, row_cls: Any, stats_cls: Any, target_cls: Any) -> list[Any]:
-    """run.py's ``bulk`` group: this file in a subprocess, its rows as run.py's `Row` objects."""
     out = runner.tmp / "bulk.json"
     command = [sys.executable, str(Path(__file__).resolve()), "--json", str(out)]
     if runner.args.quick:
@@ -1365,27 +1350,23 @@ def runner_rows(runner: Any, row_cls: Any, stats_cls: Any, target_cls: Any) -> l
         data = json.loads(out.read_text(encoding="utf-8"))
     except (OSError, ValueError, subprocess.SubprocessError) as error:
         runner.failures.append(f"bulk: {error}")
-        return [row_cls("bulk", "the bulk group", "s", error=str(error))]
+        return [Row("bulk", "the bulk group", "s", error=str(error))]
     runner.failures.extend(f"bulk: {failure}" for failure in data["failures"])
     runner.raw["bulk"] = {k: v for k, v in data.items() if k != "rows"}
     rows = []
     for spec in data["rows"]:
         ours = spec.pop("ours")
-        targets = [target_cls(*t) for t in spec.pop("targets")]
-        rows.append(
-            row_cls(**spec, ours=None if ours is None else stats_cls.of(ours), targets=targets)
-        )
+        targets = [Target(*t) for t in spec.pop("targets")]
+        rows.append(Row(**spec, ours=None if ours is None else Stats.of(ours), targets=targets))
     return rows
 
 
 def update_readme(table: str) -> None:
-    readme = HERE / "README.md"
-    text_ = readme.read_text(encoding="utf-8")
-    start, end = text_.find(README_START), text_.find(README_END)
-    if start < 0 or end < start:
-        raise SystemExit(f"{readme}: no {README_START} ... {README_END} section")
-    body = table.split("\n", 2)[2]  # drop the title
-    readme.write_text(text_[: start + len(README_START)] + "\n" + body + text_[end:], "utf-8")
+    """Copy the table (without its title) into every file with a ``bulk-results`` section."""
+    from readme import update_sections  # benchmarks/readme.py
+
+    for path in update_sections(README_SECTION, table.split("\n", 2)[2]):
+        print(f"written: {path}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

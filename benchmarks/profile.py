@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,23 +27,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import run as bench  # noqa: E402
 import server as bench_server  # noqa: E402
+import workers as bench  # noqa: E402
 
 DEFAULT_CALLS = {"small": 2000, "medium": 200, "large": 5}
-
-
-def _start_server(payload_dir: Path, cpu: int | None) -> tuple[subprocess.Popen[str], int]:
-    bench_server.write_payloads(payload_dir)
-    command = [sys.executable, str(HERE / "server.py"), "--payload-dir", str(payload_dir)]
-    if cpu is not None:
-        command += ["--cpu", str(cpu)]
-    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    line = server.stdout.readline()
-    if not line.startswith("READY "):
-        raise SystemExit(f"the benchmark server did not start: {line!r}")
-    return server, int(line.split()[1])
 
 
 def main() -> int:
@@ -66,10 +52,10 @@ def main() -> int:
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     client_cpu, server_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
-    bench._pin(client_cpu)
+    bench.pin(client_cpu)
     with tempfile.TemporaryDirectory(prefix="aligneai-profile-") as tmp:
         payload_dir = Path(tmp)
-        server, port = _start_server(payload_dir, server_cpu)
+        server, port = bench_server.start(payload_dir, cpu=server_cpu)
         try:
             profiler = Profiler(interval=options.interval)
             if options.kind == "sync":
@@ -88,7 +74,7 @@ def main() -> int:
                 calls = options.calls or 3000
 
                 async def go() -> None:
-                    call, close = bench._async_caller(options.client, port, "small-base64")
+                    call, close = bench.async_caller(options.client, port, "small-base64")
 
                     async def task(shared: Any) -> None:
                         for _ in shared:
@@ -104,16 +90,14 @@ def main() -> int:
 
                 asyncio.run(go())
             else:
-                run = bench._decode_variant(options.args[0], payload_dir)
+                run = bench.decode_variant(options.args[0], payload_dir)
                 run()
                 profiler.start()
                 for _ in range(options.calls or 10):
                     run()
                 profiler.stop()
         finally:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(timeout=10)
+            bench_server.stop(server)
     if options.html:
         options.html.write_text(profiler.output_html(), encoding="utf-8")
         print(f"written: {options.html}")

@@ -32,6 +32,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -47,13 +48,13 @@ _MAX_HEAD = 64 * 1024
 # -- payloads ---------------------------------------------------------------------------------
 
 
-def vector(dims: int, rng: random.Random) -> array.array:
+def vector(dims: int, rng: random.Random) -> array.array[float]:
     """One embedding-like float32 vector (components of a unit-ish vector)."""
     scale = 1.0 / max(dims, 1) ** 0.5
     return array.array("f", [rng.gauss(0.0, scale) for _ in range(dims)])
 
 
-def encode_vector(values: array.array, fmt: str) -> str:
+def encode_vector(values: array.array[float], fmt: str) -> str:
     """The JSON text of one vector in the wire format ``fmt``."""
     if fmt == "base64":
         little = array.array("f", values)
@@ -290,6 +291,46 @@ async def serve(port: int, payloads: dict[str, bytes], max_seconds: float) -> No
     await stop
     server.close()
     await server.wait_closed()
+
+
+def start(
+    payload_dir: Path,
+    *,
+    cpu: int | None = None,
+    max_seconds: float | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[str], int]:
+    """Write the payloads into ``payload_dir`` and run this server in a process: (it, its port).
+
+    The server holds the process's stdin: `stop` closes it, and so does the caller's exit.
+    """
+    write_payloads(payload_dir)
+    command = [sys.executable, str(Path(__file__).resolve()), "--payload-dir", str(payload_dir)]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    if max_seconds is not None:
+        command += ["--max-seconds", str(max_seconds)]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=cwd, env=env
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("READY "):
+        stop(process)
+        raise RuntimeError(f"the benchmark server did not start: {line!r}")
+    return process, int(line.split()[1])
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop a server that `start` started (EOF on its stdin; killed after 10 s)."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        process.kill()
+        process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
