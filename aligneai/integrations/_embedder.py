@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,25 +23,22 @@ from aligneai.core.bulk import validate_bulk_arguments
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.core.operations import MAX_INPUTS
 
+from ._carry import RateSlot, create_many
+
 if TYPE_CHECKING:
     import numpy as np
 
     from aligneai._client import AligneAI
     from aligneai.bulk import BulkResult
-    from aligneai.core.ratecontrol import RateController
 
 __all__ = ["Embedder"]
 
 # (pid, settings) -> client. The pid guards against a forked child reusing its parent's sockets.
 _CLIENTS: dict[tuple[Any, ...], AligneAI] = {}
 _CLIENTS_LOCK = threading.Lock()
-# (pid, thread, settings) -> the rate controller of this worker's previous call. A worker embeds
-# batch after batch, and one create_many per batch would start each from a full client budget
-# (one minute's worth) and an unknown server state: the worker's share would be spent again at
-# every batch, and the first requests of each batch would race the others into 429s. Carrying
-# the controller over keeps the buckets, the learned server limits and the concurrency window.
-# Per thread: a controller is driven by one run at a time (Dask runs a task per worker thread).
-_RATES: dict[tuple[Any, ...], RateController] = {}
+# (pid, thread, settings) -> the rate state of this worker's previous call (see `_carry`).
+# Per thread: Dask runs one task per worker thread, each thread is one of the `workers`.
+_RATES: dict[tuple[Any, ...], RateSlot] = {}
 
 _SETTINGS = (
     "model",
@@ -265,17 +261,12 @@ class Embedder:
         The rate state (budgets, the server's limits learned from its headers, the
         concurrency window, a 429 hold) carries over from this worker's previous call.
         """
-        # The sync driver of create_many, with the job's rate controller swapped for the one
-        # kept from the previous call (the bulk module offers no argument for it yet).
-        from aligneai._bulk._job import CreateManyJob
-        from aligneai._bulk._run_sync import run
-
-        client = self.client()
-        job = CreateManyJob(
+        key = (*self._key(), threading.get_ident(), *self._rate_settings())
+        slot = _RATES.setdefault(key, RateSlot())
+        return create_many(
+            self.client(),
             texts,
-            ids=None,
-            output=None,
-            resume=False,
+            slot,
             model=self.model,
             dimensions=self.dimensions,
             batch_size=self.batch_size,
@@ -285,20 +276,7 @@ class Embedder:
             tokens_per_minute=self.worker_tokens_per_minute,
             on_error="raise",
             progress=False,
-            clock=time.monotonic,
         )
-        key = (*self._key(), threading.get_ident(), *self._rate_settings())
-        previous = _RATES.get(key)
-        if previous is not None:
-            job.scheduler.rate = previous
-        else:
-            _RATES[key] = job.scheduler.rate
-        try:
-            for _ in run(job, client):
-                pass
-            return job.finish()
-        finally:
-            job.close()
 
     def _rate_settings(self) -> tuple[Any, ...]:
         return (

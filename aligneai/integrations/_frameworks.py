@@ -8,6 +8,8 @@ from aligneai.core.bulk import validate_bulk_arguments
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.core.operations import MAX_INPUTS
 
+from ._carry import RateSlot, acreate_many, create_many
+
 if TYPE_CHECKING:
     from aligneai._async_client import AsyncAligneAI
     from aligneai._client import AligneAI
@@ -72,6 +74,9 @@ class BulkSettings:
         self._client = client
         self._owns_client = client is None
         self._async_client = async_client
+        # Consecutive calls keep the rate state (budgets, learned limits): see `_carry`.
+        self._slot = RateSlot()
+        self._async_slot = RateSlot()
         self.bulk: dict[str, Any] = {
             "model": model,
             "dimensions": dimensions,
@@ -81,6 +86,7 @@ class BulkSettings:
             "requests_per_minute": requests_per_minute,
             "tokens_per_minute": tokens_per_minute,
             "progress": progress,
+            "on_error": "raise",
         }
         if client is None:
             # Fail now, in the constructor, on a missing key or a bad URL (nothing is sent).
@@ -96,7 +102,7 @@ class BulkSettings:
     def embed_many(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        result = self.client().embeddings.create_many(texts, **self.bulk)
+        result = create_many(self.client(), texts, self._slot, **self.bulk)
         assert result.matrix is not None
         rows: list[list[float]] = result.matrix.tolist()
         return rows
@@ -111,12 +117,12 @@ class BulkSettings:
         if not texts:
             return []
         if self._async_client is not None:
-            result = await self._async_client.embeddings.create_many(texts, **self.bulk)
+            result = await acreate_many(self._async_client, texts, self._async_slot, **self.bulk)
         else:
             from aligneai._async_client import AsyncAligneAI
 
             async with AsyncAligneAI(self._api_key, base_url=self.base_url) as client:
-                result = await client.embeddings.create_many(texts, **self.bulk)
+                result = await acreate_many(client, texts, self._async_slot, **self.bulk)
         assert result.matrix is not None
         rows: list[list[float]] = result.matrix.tolist()
         return rows

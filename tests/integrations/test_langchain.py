@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -108,3 +109,17 @@ def test_bad_arguments_and_missing_key(
     with pytest.raises(MissingAPIKeyError):
         AligneAIEmbeddings(base_url=server.url)
     assert embedding_requests(server) == []
+
+
+def test_the_budget_holds_across_calls(server: LocalServer) -> None:
+    # 120 requests per minute: one minute's worth in a bucket refilled at 2 per second. After
+    # a call that drained it, the next call waits for the refill (a fresh create_many per call
+    # would start from a full budget again and exceed it).
+    adapter = AligneAIEmbeddings(
+        api_key=KEY, base_url=server.url, dimensions=DIMS, batch_size=1, requests_per_minute=120
+    )
+    adapter.embed_documents(corpus(120))
+    start = time.monotonic()
+    check_rows(["one more", "and another"], adapter.embed_documents(["one more", "and another"]))
+    assert time.monotonic() - start >= 0.5  # about 1 s: 2 requests at 2 per second
+    adapter.close()
