@@ -177,6 +177,8 @@ class Checkpoint:
         output: the output file it belongs to.
         fingerprint: what must match for a run to continue this output.
         dimensions: the embedding width, once learned (the driver sets it before saving).
+        server_model: the model the server's answers named, once known (the driver sets it
+            before saving); a resumed run refuses answers from another model.
         resumed: True when this checkpoint was read from an interrupted run.
     """
 
@@ -184,6 +186,7 @@ class Checkpoint:
     output: Path
     fingerprint: dict[str, Any]
     dimensions: int | None
+    server_model: str | None
     resumed: bool
 
     def __init__(
@@ -194,11 +197,13 @@ class Checkpoint:
         dimensions: int | None = None,
         done: Iterable[tuple[int, int, str]] = (),
         resumed: bool = False,
+        server_model: str | None = None,
     ) -> None:
         self.output = output
         self.path = checkpoint_path(output)
         self.fingerprint = _normalise(fingerprint)
         self.dimensions = dimensions
+        self.server_model = server_model
         self.resumed = resumed
         self._starts: list[int] = []
         self._runs: list[tuple[int, int, str]] = []
@@ -271,8 +276,11 @@ class Checkpoint:
         fingerprint = data.get("fingerprint")
         dimensions = data.get("dimensions")
         done = data.get("done")
+        # Optional: checkpoints written before it was recorded have none.
+        server_model = data.get("server_model")
         ok = (
             isinstance(fingerprint, dict)
+            and (server_model is None or (isinstance(server_model, str) and server_model))
             and (dimensions is None or (type(dimensions) is int and dimensions > 0))
             and isinstance(done, list)
             and all(
@@ -295,6 +303,7 @@ class Checkpoint:
                 dimensions=dimensions,
                 done=[(a, b, d) for a, b, d in done],
                 resumed=True,
+                server_model=server_model,
             )
         except ValueError:  # overlapping ranges
             raise BulkResumeError(f"the checkpoint {str(cp_path)!r} is damaged") from None
@@ -421,6 +430,7 @@ class Checkpoint:
             "version": CHECKPOINT_VERSION,
             "fingerprint": self.fingerprint,
             "dimensions": self.dimensions,
+            "server_model": self.server_model,
             "done": [list(run) for run in self._runs],
         }
 

@@ -22,6 +22,7 @@ from aligneai.core.bulk import (
 )
 from aligneai.core.errors import (
     APIConnectionError,
+    APIResponseValidationError,
     APIStatusError,
     InvalidArgumentTypeError,
     InvalidArgumentValueError,
@@ -149,6 +150,8 @@ class Job:
         done: Sequence[tuple[int, int]] = (),
         on_resumed: Callable[[int, int, tuple[str, ...]], None] | None = None,
         wrap_inputs: Callable[[Iterable[object]], Iterable[object]] | None = None,
+        reported_model: str | None = None,
+        width: int | None = None,
     ) -> None:
         from ._progress import make_reporter
 
@@ -168,6 +171,12 @@ class Job:
         texts = _check_iterable(inputs, "inputs")
         self.model = _check_model(model)
         self.dimensions = _check_dimensions(dimensions)
+        # What the server's answers said so far: every batch of one run (and of the run it
+        # resumes) must come from the same model, at the same width (see `_check_answer`).
+        self.reported_model: str | None = reported_model
+        self.width: int | None = width
+        resumed = reported_model is not None or width is not None
+        self._reported_by = "the interrupted run" if resumed else "earlier inputs"
         self.clock = clock
         self.start = clock()
         self.total_hint = _sized(inputs)
@@ -206,9 +215,41 @@ class Job:
         matrix = answer.matrix
         if matrix.shape[0] != len(batch):  # pragma: no cover - the answer checks guard this
             raise ValueError(f"{matrix.shape[0]} embeddings for {len(batch)} inputs")
+        self._check_answer(batch, answer, headers)
         self.scheduler.on_success(batch, answer.usage.prompt_tokens, headers, self.clock())
         self.deliver(batch, matrix)
         self.report()
+
+    def _check_answer(
+        self, batch: Batch, answer: EmbeddingMatrix, headers: Mapping[str, str]
+    ) -> None:
+        """One run, one model, one width: an answer that differs is a broken contract.
+
+        Rows from two models (a server whose default changed mid-run or between a run and its
+        resume, a load balancer mixing versions) are not comparable: mixed into one matrix they
+        would silently corrupt an index. So the run stops with `APIResponseValidationError`
+        before the answer's rows are written; the output stays resumable.
+        """
+        width = int(answer.matrix.shape[1])
+        problem = None
+        if self.reported_model is not None and answer.model != self.reported_model:
+            problem = (
+                f"model {answer.model!r}, but {self._reported_by} came from "
+                f"{self.reported_model!r}: one output cannot mix the vectors of two models"
+            )
+        elif self.width is not None and width != self.width:
+            problem = (
+                f"{width}-dimensional embeddings, but {self._reported_by} got {self.width}: "
+                "one output cannot mix widths"
+            )
+        if problem is not None:
+            raise APIResponseValidationError(
+                f"the server answered inputs [{batch.start}, {batch.stop}) with {problem}",
+                status_code=200,
+                request_id=headers.get("x-request-id"),
+            )
+        self.reported_model = answer.model
+        self.width = width
 
     def failed(self, batch: Batch, error: BaseException, wall_now: float) -> None:
         """A batch failed with ``error``: let the scheduler decide; raise when it gives up."""
@@ -290,8 +331,8 @@ class CreateManyJob(Job):
         resume: object,
         **kwargs: Any,
     ) -> None:
-        from ._checkpoint import Checkpoint, texts_digest
-        from ._sinks import open_sink, validate_output
+        from ._lock import OutputLock
+        from ._sinks import validate_output
 
         require_numpy()
         # Everything is checked before a file is touched.
@@ -302,14 +343,44 @@ class CreateManyJob(Job):
             )
         if ids is not None:
             _check_iterable(ids, "ids")
+            # Both sized (lists, a file's corpus): a mismatch is known now, before anything is
+            # sent. Otherwise it shows when one of them runs out (see `_with_ids`).
+            count, id_count = _sized(inputs), _sized(ids)
+            if count is not None and id_count is not None and count != id_count:
+                raise InvalidArgumentValueError(
+                    "ids", f"has {id_count} items but inputs have {count}; give one id per input"
+                )
         path = validate_output(output)
         if resume and path is None:
             raise InvalidArgumentValueError(
                 "resume", "needs an output file (output=...) to continue"
             )
         dimensions = _check_dimensions(kwargs.get("dimensions"))
+        # One run per output at a time, from here to `close` (see `_lock`): taken before the
+        # checkpoint is read, so a second run is refused before it touches any file.
+        self._lock = OutputLock.acquire(path) if path is not None else None
+        try:
+            self._open(inputs, path, ids, resume, dimensions, kwargs)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    def _open(
+        self,
+        inputs: object,
+        path: Path | None,
+        ids: object,
+        resume: bool,
+        dimensions: int | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        from ._checkpoint import Checkpoint, texts_digest
+        from ._sinks import open_sink
+
         self.checkpoint: Checkpoint | None = None
         done: list[tuple[int, int]] = []
+        seen: dict[str, Any] = {}
         if path is not None:
             fingerprint = {
                 "model": _check_model(kwargs.get("model")),
@@ -321,6 +392,11 @@ class CreateManyJob(Job):
             if self.checkpoint.resumed:
                 done = [(start, stop) for start, stop, _ in self.checkpoint.done]
                 dimensions = dimensions or self.checkpoint.dimensions
+                if done:
+                    seen = {
+                        "reported_model": self.checkpoint.server_model,
+                        "width": self.checkpoint.dimensions,
+                    }
         try:
             self.sink: Sink = open_sink(path, resume=resume, dimensions=dimensions)
         except BaseException:
@@ -343,6 +419,7 @@ class CreateManyJob(Job):
                 wrap_inputs=(
                     None if ids is None else (lambda texts: _with_ids(texts, ids, self.sink))  # type: ignore[arg-type]
                 ),
+                **seen,
                 **kwargs,
             )
         except BaseException:
@@ -355,6 +432,7 @@ class CreateManyJob(Job):
         if self.checkpoint is not None:
             self.sink.sync()
             self.checkpoint.dimensions = self.sink.dimensions
+            self.checkpoint.server_model = self.reported_model
             self.checkpoint.record(batch.start, batch.stop, self._digest(batch.start, batch.texts))
             self.checkpoint.save()
 
@@ -382,14 +460,19 @@ class CreateManyJob(Job):
             resumed=counters.resumed,
             elapsed=self.clock() - self.start,
             output=self.output,
+            model=self.reported_model,
         )
 
     def close(self) -> None:
-        """Release the files (an unfinished output stays resumable) and the progress display."""
+        """Release the files (an unfinished output stays resumable), the lock, the display."""
         try:
             self.sink.close()
         finally:
-            self.reporter.close()
+            try:
+                self.reporter.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
 
 
 class IterManyJob(Job):
@@ -401,7 +484,6 @@ class IterManyJob(Job):
         self._failed: set[int] = set()
         self._failed_seen = 0
         self.cursor = 0
-        self._width: int | None = None
 
     @property
     def failed_indexes(self) -> tuple[int, ...]:
@@ -409,14 +491,7 @@ class IterManyJob(Job):
         return tuple(sorted(self.scheduler.counters.failed))
 
     def deliver(self, batch: Batch, matrix: np.ndarray[Any, Any]) -> None:
-        """Hold the rows until every input before them is out."""
-        if self._width is None:
-            self._width = int(matrix.shape[1])
-        elif matrix.shape[1] != self._width:
-            raise ValueError(
-                f"the server returned {matrix.shape[1]}-dimensional embeddings after "
-                f"{self._width}-dimensional ones"
-            )
+        """Hold the rows until every input before them is out (`_check_answer` saw the width)."""
         self._held[batch.start] = matrix
 
     def ready(self) -> Iterator[EmbeddedChunk]:

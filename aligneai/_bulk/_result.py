@@ -34,6 +34,10 @@ class BulkResult:
         resumed: inputs an interrupted run had already embedded (``resume=True``).
         elapsed: seconds the run took.
         output: the output file, or None in memory.
+        model: the model the server named in its answers (the same for every answer, and for
+            the interrupted run a resumed one continues: a run stops with
+            ``APIResponseValidationError`` rather than mix two models); None when no request
+            was answered (no inputs, all of them resumed or failed).
     """
 
     matrix: Optional[np.ndarray[Any, Any]]  # noqa: UP045 - attrs evaluates this on 3.9
@@ -47,11 +51,13 @@ class BulkResult:
     resumed: int
     elapsed: float
     output: Optional[Path]  # noqa: UP045
+    model: Optional[str] = None  # noqa: UP045
 
     def __repr__(self) -> str:
         where = "in memory" if self.output is None else str(self.output)
+        model = "" if self.model is None else f" of {self.model!r}"
         return (
-            f"<BulkResult {self.count} inputs x {self.dimensions} dimensions ({where}), "
+            f"<BulkResult {self.count} inputs x {self.dimensions} dimensions{model} ({where}), "
             f"{self.usage.prompt_tokens} tokens, {self.requests} requests, "
             f"{self.retries} retries, {len(self.failed)} failed, {self.elapsed:.1f} s>"
         )

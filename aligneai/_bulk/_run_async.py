@@ -5,7 +5,10 @@ completes; the scheduler, the sink and the checkpoint are touched by the loop al
 run is cancelled (``task.cancel()``, a timeout around it) or fails, nothing more is sent, the
 tasks in flight are cancelled and awaited for at most `CANCEL_GRACE` seconds, and the
 cancellation (or error) propagates; the output keeps every row already written and stays
-resumable.
+resumable. An error that leaves the output writable (the inputs raised or hold a bad text, a
+batch was given up on) first collects the answers already in flight for at most `DRAIN_GRACE`
+seconds and writes the successful ones: they were paid for, and a resumed run need not send
+them again.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aligneai.core.batching import Batch
@@ -26,10 +29,12 @@ from ._result import BulkResult, EmbeddedChunk
 if TYPE_CHECKING:
     from aligneai._async_client import AsyncAligneAI
 
-__all__ = ["CANCEL_GRACE", "AsyncChunkIterator", "create_many", "iter_many", "run"]
+__all__ = ["CANCEL_GRACE", "DRAIN_GRACE", "AsyncChunkIterator", "create_many", "iter_many", "run"]
 
 #: Seconds the tasks in flight get to finish their cancellation when the run stops.
 CANCEL_GRACE = 1.0
+#: Seconds a run stopped by an error waits for the answers already in flight (see above).
+DRAIN_GRACE = 30.0
 
 
 async def run(job: Job, client: AsyncAligneAI) -> AsyncGenerator[None, None]:
@@ -42,7 +47,11 @@ async def run(job: Job, client: AsyncAligneAI) -> AsyncGenerator[None, None]:
     tasks: dict[asyncio.Future[Any], Batch] = {}
     try:
         while True:
-            action = job.next_action()
+            try:
+                action = job.next_action()
+            except Exception:  # the inputs: a bad text, one too large, the iterable raised
+                await _drain(job, tasks)
+                raise
             if isinstance(action, Dispatch):
                 tasks[asyncio.ensure_future(send(action.batch))] = action.batch
                 continue
@@ -61,7 +70,11 @@ async def run(job: Job, client: AsyncAligneAI) -> AsyncGenerator[None, None]:
                 batch = tasks.pop(task)
                 error = task.exception()
                 if error is not None:
-                    job.failed(batch, error, time.time())
+                    try:
+                        job.failed(batch, error, time.time())
+                    except Exception:  # given up on: keep what the others bring back
+                        await _drain(job, tasks, [t for t in done if t in tasks])
+                        raise
                 else:
                     answer, headers = task.result()
                     job.succeeded(batch, answer, headers)
@@ -75,6 +88,39 @@ async def run(job: Job, client: AsyncAligneAI) -> AsyncGenerator[None, None]:
             for task in tasks:  # retrieve outcomes: no "exception never retrieved" warnings
                 if task.done() and not task.cancelled():
                     task.exception()
+
+
+async def _drain(
+    job: Job, tasks: dict[asyncio.Future[Any], Batch], ready: Sequence[asyncio.Future[Any]] = ()
+) -> None:
+    """Write the successful answers of the tasks in flight, for at most `DRAIN_GRACE` s.
+
+    The run is stopping with an error (the caller re-raises it): failed answers are not
+    retried, and an error while writing ends the drain early (the first error is the one told).
+    Drained tasks leave ``tasks``; the rest are cancelled by `run`.
+    """
+    deadline = job.clock() + DRAIN_GRACE
+    pending = list(ready)
+    while pending or tasks:
+        if not pending:
+            remaining = deadline - job.clock()
+            if remaining <= 0:
+                return
+            done, _ = await asyncio.wait(
+                tasks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                return
+            pending = list(done)
+        task = pending.pop()
+        batch = tasks.pop(task)
+        if task.cancelled() or task.exception() is not None:
+            continue
+        answer, headers = task.result()
+        try:
+            job.succeeded(batch, answer, headers)
+        except Exception:
+            return
 
 
 async def create_many(client: AsyncAligneAI, inputs: object, **kwargs: Any) -> BulkResult:
@@ -114,6 +160,11 @@ class AsyncChunkIterator:
     def failed(self) -> tuple[int, ...]:
         """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
         return self._job.failed_indexes
+
+    @property
+    def model(self) -> str | None:
+        """The model the server named in its answers so far (None before the first one)."""
+        return self._job.reported_model
 
     @property
     def requests(self) -> int:

@@ -5,9 +5,13 @@ threads and feeds their answers back, so the scheduler, the sink and the checkpo
 ever touched from that one thread. The workers only send requests (each tried once: the
 scheduler owns retries) and decode the answers.
 
-The workers are daemon threads: on Ctrl-C (or any error) the loop stops dispatching at once and
-returns without waiting for the requests still in flight, whose answers are dropped; the output
-keeps every row already written and its checkpoint, so ``resume=True`` continues it.
+The workers are daemon threads: on Ctrl-C (or an error writing rows, or from the progress
+callback) the loop stops dispatching at once and returns without waiting for the requests still
+in flight, whose answers are dropped; the output keeps every row already written and its
+checkpoint, so ``resume=True`` continues it. An error that stops the run while requests are in
+flight but leaves the output writable (the inputs raised or hold a bad text, a batch was given
+up on) first collects those requests' answers for at most `DRAIN_GRACE` seconds and writes the
+successful ones: they were paid for, and a resumed run need not send them again.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from ._result import BulkResult, EmbeddedChunk
 if TYPE_CHECKING:
     from aligneai._client import AligneAI
 
-__all__ = ["ChunkIterator", "create_many", "iter_many", "run"]
+__all__ = ["DRAIN_GRACE", "ChunkIterator", "create_many", "iter_many", "run"]
+
+#: Seconds a run stopped by an error waits for the answers already in flight (see above).
+DRAIN_GRACE = 30.0
 
 _Answer = Union[tuple[EmbeddingMatrix, Mapping[str, str]], BaseException]
 
@@ -93,7 +100,11 @@ def run(job: Job, client: AligneAI) -> Generator[None, None, None]:
     workers = _Workers(send, job.max_workers)
     try:
         while True:
-            action = job.next_action()
+            try:
+                action = job.next_action()
+            except Exception:  # the inputs: a bad text, one too large, the iterable raised
+                _drain(job, workers)
+                raise
             if isinstance(action, Dispatch):
                 workers.submit(action.batch)
                 continue
@@ -106,13 +117,37 @@ def run(job: Job, client: AligneAI) -> Generator[None, None, None]:
             while item is not None:
                 batch, answer = item
                 if isinstance(answer, BaseException):
-                    job.failed(batch, answer, time.time())
+                    try:
+                        job.failed(batch, answer, time.time())
+                    except Exception:  # given up on: keep what the others bring back
+                        _drain(job, workers)
+                        raise
                 else:
                     job.succeeded(batch, answer[0], answer[1])
                 item = workers.get_nowait()
             yield
     finally:
         workers.close()
+
+
+def _drain(job: Job, workers: _Workers) -> None:
+    """Write the successful answers of the requests in flight, for at most `DRAIN_GRACE` s.
+
+    The run is stopping with an error (the caller re-raises it): failed answers are not
+    retried, and an error while writing ends the drain early (the first error is the one told).
+    """
+    deadline = job.clock() + DRAIN_GRACE
+    while workers.in_flight:
+        item = workers.get(max(0.0, deadline - job.clock()))
+        if item is None:  # the grace is over: abandon the rest, as on Ctrl-C
+            return
+        batch, answer = item
+        if isinstance(answer, BaseException):
+            continue
+        try:
+            job.succeeded(batch, answer[0], answer[1])
+        except Exception:
+            return
 
 
 def create_many(client: AligneAI, inputs: object, **kwargs: Any) -> BulkResult:
@@ -148,6 +183,11 @@ class ChunkIterator:
     def failed(self) -> tuple[int, ...]:
         """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
         return self._job.failed_indexes
+
+    @property
+    def model(self) -> str | None:
+        """The model the server named in its answers so far (None before the first one)."""
+        return self._job.reported_model
 
     @property
     def requests(self) -> int:

@@ -169,6 +169,7 @@ def test_a_new_run_saves_a_checkpoint_at_once(tmp_path: Path) -> None:
         "version": 1,
         "fingerprint": FINGERPRINT,
         "dimensions": None,
+        "server_model": None,
         "done": [],
     }
     assert checkpoint.path == tmp_path / "v.npy.checkpoint.json"
@@ -240,6 +241,11 @@ def test_resume_with_nothing_there_starts_afresh(tmp_path: Path) -> None:
         (
             '{"format": "aligneai-bulk-checkpoint", "version": 1, "fingerprint": {},'
             f' "dimensions": 3, "done": [[0, 5, "{"0" * 32}"], [4, 6, "{"0" * 32}"]]}}',
+            "damaged",
+        ),
+        (
+            '{"format": "aligneai-bulk-checkpoint", "version": 1, "fingerprint": {},'
+            ' "dimensions": 3, "server_model": 3, "done": []}',
             "damaged",
         ),
     ],
