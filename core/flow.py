@@ -113,19 +113,28 @@ def prepare_call(
     ``headers`` are the client's base headers (see `base_headers`); ``idempotency_key`` is
     used on POST only, and must be fresh for each call (the facade makes a UUID).
     """
-    call_headers = dict(headers)
-    if call_options.extra_headers:
-        merge_headers(call_headers, call_options.extra_headers)
-        canonicalize_headers(call_headers)
-    # A caller's own Idempotency-Key (any spelling) replaces the generated one, on every retry.
-    callers_key = call_headers.pop("Idempotency-Key", None)
-    if callers_key is not None:
-        idempotency_key = callers_key
-    query = dict(operation.query or {})
-    query.update(call_options.extra_query)
+    call_headers: Mapping[str, str] = headers
+    # `headers` went through canonicalize_headers(): a key of another case cannot be in it.
+    if call_options.extra_headers or "Idempotency-Key" in headers:
+        changed = dict(headers)
+        merge_headers(changed, call_options.extra_headers)
+        canonicalize_headers(changed)
+        # A caller's own Idempotency-Key (any spelling) replaces the generated one, on every
+        # retry.
+        callers_key = changed.pop("Idempotency-Key", None)
+        if callers_key is not None:
+            idempotency_key = callers_key
+        call_headers = changed
+    # else: shared as they are; build_request() copies them for each attempt.
+    if operation.query or call_options.extra_query:
+        query = dict(operation.query or {})
+        query.update(call_options.extra_query)
+        url = join_url(options.base_url, operation.path, query)
+    else:
+        url = _join_path(options.base_url, operation.path)
     return PreparedCall(
         method=operation.method,
-        url=join_url(options.base_url, operation.path, query),
+        url=url,
         headers=call_headers,
         body=None if operation.body is None else encode_json_body(operation.body),
         stream=operation.stream,
@@ -147,6 +156,18 @@ class FlowResult:
     request: Request
     retries_taken: int
     elapsed: float
+
+
+@functools.lru_cache(maxsize=256)
+def _join_path(base_url: str, path: str) -> str:
+    # A client calls a handful of (base URL, path) pairs over and over.
+    return join_url(base_url, path)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_body(max_bytes: int) -> ReadBody:
+    # Frozen: one value per limit serves every call.
+    return ReadBody(max_bytes)
 
 
 @functools.lru_cache(maxsize=16)
@@ -222,7 +243,7 @@ def request_flow(
                     return FlowResult(head, None, request, retries_taken, clock() - start)
                 # A 2xx that is not an event stream breaks the contract: say so from create()
                 # rather than let the stream decoder report a confusing early end.
-                read = yield ReadBody(call.max_response_bytes)
+                read = yield _read_body(call.max_response_bytes)
                 raise APIResponseValidationError(
                     "a streaming call was answered with Content-Type "
                     f"{head.headers.get('content-type')!r}, not text/event-stream",
@@ -238,7 +259,7 @@ def request_flow(
                     f"({call.max_response_bytes} bytes)",
                     request=request,
                 )
-            read = yield ReadBody(call.max_response_bytes)
+            read = yield _read_body(call.max_response_bytes)
             if isinstance(read, bytes):
                 body = read
                 outcome = head

@@ -45,10 +45,15 @@ class Headers(dict[str, str]):
             return
         store: dict[str, str] = {}
         if headers:
-            items = headers.items() if isinstance(headers, Mapping) else headers
-            for name, value in items:
-                key = name.lower()
-                store[key] = f"{store[key]}, {value}" if key in store else value
+            pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+            # One C-level pass for the usual head (no field twice, whatever the case); a
+            # repeated field shrinks the dict, and only then are values joined one by one.
+            store = {name.lower(): value for name, value in pairs}
+            if len(store) != len(pairs):
+                store = {}
+                for name, value in pairs:
+                    key = name.lower()
+                    store[key] = f"{store[key]}, {value}" if key in store else value
         dict.__init__(self, store)
 
     def __getitem__(self, name: str) -> str:

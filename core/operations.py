@@ -12,6 +12,7 @@ import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar
 from urllib.parse import quote
 
@@ -199,12 +200,24 @@ class CallOptions:
         extra_query: Mapping[str, Any] | None = None,
     ) -> CallOptions:
         """Validate a call's keyword arguments, naming the bad one."""
+        if (
+            timeout is None
+            and max_retries is None
+            and extra_headers is None
+            and extra_query is None
+            and cls is CallOptions
+        ):
+            return _NO_OVERRIDES  # the usual call: one shared, immutable value
         return cls(
             timeout=None if timeout is None else Timeout.coerce(timeout),
             max_retries=None if max_retries is None else _validate_max_retries(max_retries),
             extra_headers=validate_headers(extra_headers, "extra_headers"),
             extra_query=_validate_query(extra_query),
         )
+
+
+# Frozen, with empty read-only mappings: safe to share between every call without overrides.
+_NO_OVERRIDES = CallOptions(extra_headers=MappingProxyType({}), extra_query=MappingProxyType({}))
 
 
 def _validate_inputs(inputs: object) -> str | list[str]:
@@ -303,7 +316,8 @@ def create_embeddings(
         raise InvalidArgumentTypeError("stream", f"expected a bool, got {type(stream).__name__}")
     if stream:
         body["stream"] = True
-    body.update(_validate_extra_body(extra_body))
+    if extra_body is not None:
+        body.update(_validate_extra_body(extra_body))
     return Operation(
         method="POST",
         path="/embeddings",
