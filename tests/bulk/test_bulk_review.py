@@ -470,3 +470,26 @@ def test_ids_of_a_generator_that_runs_short_are_refused_when_it_does(
         )
     assert output.with_name("v.jsonl.checkpoint.json").exists()
     assert not output.with_name("v.jsonl.lock").exists()
+
+
+@drivers
+def test_a_batch_given_up_on_keeps_the_answers_in_flight(tmp_path: Path, driver: str) -> None:
+    from aligneai import UnprocessableEntityError
+    from aligneai.testing import Fault
+
+    corpus = texts(20)
+    output = tmp_path / "v.npy"
+    # Four requests go out at once; the first the server receives is refused at once, the
+    # others are answered a little later: their rows are written before the error is raised.
+    with LocalServer(latency=0.05) as server:
+        server.enqueue(Fault.status(422))
+        with pytest.raises(UnprocessableEntityError):
+            create_many(
+                server.url, driver, corpus, output=str(output), batch_size=5, max_concurrency=4
+            )
+        assert len(server.requests) == 4
+        server.reset()
+        result = create_many(server.url, driver, corpus, output=str(output), resume=True)
+        assert result.resumed == 15
+        assert len(sent(server)) == 5  # only the refused batch is sent again
+    np.testing.assert_allclose(np.load(output), expected(corpus), atol=1e-6)
