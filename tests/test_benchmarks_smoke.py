@@ -13,6 +13,7 @@ worker it would run under callgrind is the same one the ``sync`` group measures 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -20,6 +21,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +110,45 @@ def test_quick_benchmark_run_measures_every_group(tmp_path: Path) -> None:
     assert icount[0]["floor"]["median"] == PER_CALL["floor"]
     assert icount[0]["ratio_floor"] == pytest.approx(PER_CALL["aligneai"] / PER_CALL["floor"])
     assert "| Measurement |" in (out / "latest.md").read_text()
+
+
+def _load_readme_module() -> Any:
+    path = RUN.parent / "readme.py"
+    spec = importlib.util.spec_from_file_location("bench_readme", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_update_readme_writes_every_file_that_has_the_markers(tmp_path: Path) -> None:
+    # The tables follow their markers: benchmarks/README.md, README.md or a page of docs/.
+    readme = _load_readme_module()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "benchmarks").mkdir()
+    marked = "intro\n<!-- latest-results:start -->\nold table\n<!-- latest-results:end -->\nend\n"
+    (tmp_path / "docs" / "performance.md").write_text(marked)
+    (tmp_path / "benchmarks" / "README.md").write_text(marked.replace("intro", "bench"))
+    (tmp_path / "README.md").write_text("no markers here\n")
+    (tmp_path / "docs" / "index.md").write_text("<!-- latest-results:start --> only a start\n")
+
+    written = readme.update_sections("latest-results", "| new |", readme.candidates(tmp_path))
+
+    assert written == [tmp_path / "benchmarks" / "README.md", tmp_path / "docs" / "performance.md"]
+    expected = "intro\n<!-- latest-results:start -->\n| new |\n<!-- latest-results:end -->\nend\n"
+    assert (tmp_path / "docs" / "performance.md").read_text() == expected
+    assert (tmp_path / "benchmarks" / "README.md").read_text() == expected.replace("intro", "bench")
+    assert (tmp_path / "README.md").read_text() == "no markers here\n"
+    assert (tmp_path / "docs" / "index.md").read_text() == (
+        "<!-- latest-results:start --> only a start\n"
+    )
+
+
+def test_update_readme_without_markers_anywhere_stops(tmp_path: Path) -> None:
+    readme = _load_readme_module()
+    (tmp_path / "README.md").write_text("<!-- bulk-results:start -->\n<!-- bulk-results:end -->\n")
+    with pytest.raises(SystemExit, match="latest-results"):
+        readme.update_sections("latest-results", "| new |", readme.candidates(tmp_path))
+    assert (tmp_path / "README.md").read_text() == (
+        "<!-- bulk-results:start -->\n<!-- bulk-results:end -->\n"
+    )
