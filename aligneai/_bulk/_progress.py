@@ -6,7 +6,9 @@ The driver sends a `ProgressEvent` after every completed batch (and one at the e
 - a callable: it receives every event, on the driver's thread (or event loop);
 - ``True``, stderr a terminal: a tqdm bar when tqdm is installed (``aligneai[tqdm]``; imported
   on first use only, never by ``import aligneai``), otherwise one plain line rewritten in place
-  (a carriage return) at most `REDRAW_INTERVAL` apart, and a final newline;
+  (a carriage return) at most `REDRAW_INTERVAL` apart, and a final newline. A terminal that
+  reports a width of 0 (a fresh pseudo-terminal, some ``docker exec`` sessions) gets the plain
+  line too: tqdm sizes its bar to the width and would draw nothing;
 - ``True``, stderr not a terminal (a log file, CI): one plain line every `LOG_INTERVAL` seconds
   and a final one, each ending in a newline (a bar redrawn in place is noise in a log), with or
   without tqdm;
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import sys
 import time
 from typing import IO, Any, Callable, Optional, Protocol, Union
@@ -102,7 +105,7 @@ def make_reporter(
         out = sys.stderr if stream is None else stream
         if not _is_terminal(out):
             return _PlainLine(out, clock, terminal=False)
-        tqdm = _import_tqdm()
+        tqdm = _import_tqdm() if _terminal_width(out) != 0 else None
         if tqdm is not None:
             return _TqdmBar(tqdm, out, total)
         return _PlainLine(out, clock, terminal=True)
@@ -119,6 +122,14 @@ def _is_terminal(stream: IO[str]) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+def _terminal_width(stream: IO[str]) -> int | None:
+    """The columns the terminal behind ``stream`` reports; None when it cannot be asked."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):  # no fileno (io.UnsupportedOperation), closed
+        return None
 
 
 def _import_tqdm() -> Any:

@@ -270,3 +270,52 @@ def test_importing_aligneai_does_not_import_tqdm() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "ok\n"
+
+
+def _read_all(fd: int) -> bytes:
+    """What a pseudo-terminal's other end received so far (bounded: select with a timeout)."""
+    import os
+    import select
+
+    chunks = []
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("columns", [0, 100])
+def test_a_terminal_without_a_width_gets_the_plain_line(columns: int) -> None:
+    # A fresh pseudo-terminal (some `docker exec` sessions) reports 0 x 0: tqdm, sizing its
+    # bar to that, drew nothing at all. Such a terminal gets the plain line instead.
+    pytest.importorskip("tqdm")
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    if columns:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    stream = open(secondary, "w", encoding="utf-8", closefd=True)  # noqa: SIM115
+    try:
+        reporter = make_reporter(True, total=10, stream=stream, clock=Clock())
+        reporter.update(ProgressEvent(done=4, total=10, tokens=40, requests=1))
+        reporter.update(ProgressEvent(done=10, total=10, tokens=100, requests=2))
+        reporter.close()
+        stream.flush()
+        screen = _read_all(primary).decode("utf-8", "replace")
+    finally:
+        stream.close()
+        os.close(primary)
+    if columns:  # a terminal with a width keeps tqdm's bar
+        assert "100%|" in screen and "100 tokens, 2 req" in screen
+    else:
+        assert format_progress(ProgressEvent(done=10, total=10, tokens=100, requests=2)) in screen
