@@ -9,7 +9,10 @@
 Every failure prints exactly one line to stderr, ``aligneai: error: <Kind>: <message>``, and
 exits non-zero (``--debug`` adds the traceback): 1 for API, connection and system errors (a port
 in use, an unresolvable host, an output that cannot be written), 2 for bad arguments, bad input
-text or a missing key, 130 on Ctrl-C. A closed output pipe (``| head``) ends quietly with 1.
+text or a missing key, 130 on Ctrl-C. SIGTERM during a bulk run ends it as Ctrl-C does (the
+output stays resumable, one line says how to continue) but exits 143, as a process ended by
+SIGTERM reports itself to a shell or a supervisor. A closed output pipe (``| head``) ends
+quietly with 1.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
@@ -43,6 +48,8 @@ __all__ = ["main"]
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: SIGTERM during a bulk run: 128 + 15, what a shell reports for a process SIGTERM ended.
+EXIT_TERMINATED = 143
 
 _BOM = "\ufeff"
 _SECRET_OPTIONS = ("--api-key",)
@@ -528,7 +535,41 @@ def _embed(
 
 
 class _Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a bulk run; the message says what was kept and how to continue."""
+    """Ctrl-C (or SIGTERM) during a bulk run; the message says what was kept, how to continue."""
+
+    def __init__(self, message: str, *, terminated: bool = False) -> None:
+        super().__init__(message)
+        self.terminated = terminated
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a bulk run: it stops the run the way Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_run() -> Iterator[None]:
+    """While the block runs, SIGTERM raises `_Terminated` (a KeyboardInterrupt) in it.
+
+    So a run stopped by ``kill``, a container stop or a job scheduler's time limit unwinds like
+    Ctrl-C: rows written stay written and the line that says how to resume is printed. The
+    previous handler is restored after the block. Only where a handler can be set: on the main
+    thread, not on Windows (where SIGTERM cannot be caught from another process).
+    """
+    previous: Any = None
+    if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
+
+        def stop(signum: int, frame: Any) -> None:
+            raise _Terminated
+
+        with contextlib.suppress(ValueError, OSError):
+            previous = signal.signal(signal.SIGTERM, stop)
+            if previous is None:  # set from outside Python: nothing to restore but the default
+                previous = signal.SIG_DFL
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _embed_many(
@@ -554,7 +595,7 @@ def _embed_many(
             reporter.update(event)
 
     try:
-        with _client(args) as client:
+        with _sigterm_stops_the_run(), _client(args) as client:
             try:
                 result = _create_many(
                     client,
@@ -573,18 +614,22 @@ def _embed_many(
             finally:
                 if reporter is not None:
                     reporter.close()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
         if args.output is None:
-            raise
+            raise _Interrupted("", terminated=terminated) from None
         if _resumable(args.output):
             done = latest[-1].done if latest else 0
             raise _Interrupted(
                 f"{done} of {total} texts are in {args.output}; to continue: "
-                f"{_resume_command(arguments)}"
+                f"{_resume_command(arguments)}",
+                terminated=terminated,
             ) from None
         if os.path.exists(args.output):  # Ctrl-C after the run had finished its output
-            raise _Interrupted(f"{args.output} is complete (the run had finished)") from None
-        raise _Interrupted(f"nothing was written to {args.output}") from None
+            raise _Interrupted(
+                f"{args.output} is complete (the run had finished)", terminated=terminated
+            ) from None
+        raise _Interrupted(f"nothing was written to {args.output}", terminated=terminated) from None
     except InvalidArgumentError as exc:
         raise _name_input(exc, args, texts) from exc
     except APIError as exc:
@@ -712,9 +757,9 @@ def _write_matrix(
         more = ", " if stop < result.count else ""
         output.text(", ".join(row(i, object="embedding") for i in range(start, stop)) + more)
     usage = {"prompt_tokens": result.usage.prompt_tokens, "total_tokens": result.usage.total_tokens}
-    # The model appears when it was asked for: a bulk result does not carry the server's.
-    model = f', "model": {json.dumps(args.model)}' if args.model is not None else ""
-    output.text(f']{model}, "usage": {json.dumps(usage)}}}\n')
+    # The model the server named (one per run: create_many refuses answers that differ).
+    model = json.dumps(result.model if result.model is not None else args.model)
+    output.text(f'], "model": {model}, "usage": {json.dumps(usage)}}}\n')
 
 
 def _count(number: int, word: str, plural: str = "") -> str:
@@ -829,8 +874,10 @@ def main(
             else:
                 _serve(args, stdout)
     except KeyboardInterrupt as exc:
-        _write_line(err, f"aligneai: interrupted: {exc}" if str(exc) else "aligneai: interrupted")
-        return EXIT_INTERRUPTED
+        terminated = isinstance(exc, _Interrupted) and exc.terminated
+        word = "terminated" if terminated else "interrupted"
+        _write_line(err, f"aligneai: {word}: {exc}" if str(exc) else f"aligneai: {word}")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:
         raise
     except _UsageError as exc:

@@ -588,3 +588,108 @@ def test_resume_with_other_settings_is_refused(srv: LocalServer, tmp_path: Path)
     assert_one_error_line(again, 2, "BulkResumeError: --resume: ")
     assert "model" in again.err
     assert srv.requests == []
+
+
+# -- SIGTERM (task BX) ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be caught on Windows")
+def test_sigterm_in_process_ends_like_ctrl_c_with_143(
+    srv: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aligneai.bulk import ProgressEvent
+
+    def create_many(client: Any, texts: Any, **options: Any) -> Any:
+        options["progress"](ProgressEvent(done=300, total=1000))
+        Path("out.npy").write_bytes(b"partial")
+        Path("out.npy.checkpoint.json").write_text("{}")  # what an interrupted run leaves
+        os.kill(os.getpid(), signal.SIGTERM)
+        # The handler raises at the next instruction; a bounded wait in case it does not.
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not stop the run")
+
+    def before(signum: int, frame: Any) -> None:  # a handler of the host, to be restored
+        raise AssertionError("the CLI's handler should have run")
+
+    previous = signal.signal(signal.SIGTERM, before)
+    try:
+        monkeypatch.setattr(aligneai.cli, "_create_many", create_many)
+        monkeypatch.chdir(tmp_path)
+        write_lines(tmp_path / "c.txt", corpus(1000))
+        result = run(remote(srv, "--input", "c.txt", "--output", "out.npy"))
+        assert signal.getsignal(signal.SIGTERM) is before  # restored after the run
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.code == 143
+    assert result.out == b""
+    assert result.err == (
+        "aligneai: terminated: 300 of 1000 texts are in out.npy; to continue: aligneai embed "
+        f"--resume --base-url {srv.url} --api-key *** --input c.txt --output out.npy\n"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM cannot be caught on Windows")
+def test_console_sigterm_then_resume(tmp_path: Path) -> None:
+    texts = corpus(400)
+    write_lines(tmp_path / "corpus.txt", texts)
+    with LocalServer(latency=0.15) as slow:
+        argv = ["embed", "--base-url", slow.url, "--api-key", KEY, "--input", "corpus.txt"]
+        argv += ["--output", "v.npy", "--batch-size", "40", "--max-concurrency", "1"]
+        process = subprocess.Popen(
+            [*_console(), *argv],
+            cwd=tmp_path,
+            env=_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while len(slow.requests) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(slow.requests) >= 3, "the run never got going"
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 143, err
+        assert out == b""
+        message = err.decode()
+        assert TRACEBACK not in message
+        match = re.fullmatch(
+            r"aligneai: terminated: (\d+) of 400 texts are in v\.npy; to continue: (.+)\n",
+            message,
+        )
+        assert match, message
+        done = int(match.group(1))
+        assert 0 < done < 400 and done % 40 == 0
+        command = shlex.split(match.group(2).replace("***", KEY))
+        slow.reset()
+        os.chdir(tmp_path)
+        try:
+            resumed = run(command[1:])
+        finally:
+            os.chdir(Path(__file__).parent)
+    assert resumed.code == 0, resumed.err
+    assert len(sent_inputs(slow)) <= 400 - done + 40
+    np.testing.assert_allclose(np.load(tmp_path / "v.npy"), expected(texts), atol=1e-6)
+
+
+# -- the model in bulk JSON (task BX) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [None, "aligne-embed-large"])
+def test_bulk_json_to_stdout_names_the_model(srv: LocalServer, model: str | None) -> None:
+    stdin = "".join(text + "\n" for text in corpus(7)).encode()
+    argv = remote(srv, "--stdin", "--format", "json", "--batch-size", "3", "--dimensions", "16")
+    if model is not None:
+        argv += ["--model", model]
+    result = run(argv, stdin=stdin)
+    assert result.code == 0, result.err
+    assert len(srv.requests) == 3  # the bulk path: batches of 3
+    body = json.loads(result.out)
+    # The model the server named, whether or not --model was given.
+    assert body["model"] == (model or "aligne-embed-small")
+    assert [item["index"] for item in body["data"]] == list(range(7))
