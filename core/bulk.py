@@ -52,6 +52,7 @@ from .retry import RetryPolicy, backoff_delay, parse_retry_after
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_RATE_LIMITED",
+    "DEFAULT_MAX_RETRY_AFTER",
     "Abort",
     "BulkCounters",
     "Decision",
@@ -71,6 +72,12 @@ __all__ = [
 DEFAULT_MAX_ATTEMPTS = 6
 #: 429 answers one batch may receive before giving up (the shared hold paces them).
 DEFAULT_MAX_RATE_LIMITED = 50
+#: The longest wait a server may ask for (``retry-after``, or an exhausted budget's
+#: ``x-ratelimit-reset-*``) that a run sits out, in seconds. A longer one (a daily quota spent)
+#: stops the run at once, whatever ``on_error`` says: the inputs are not at fault, and a run
+#: silently held for hours helps nobody. The output stays resumable. (A per-minute limit never
+#: asks for more than a minute; the client's own retries give up past 60 s.)
+DEFAULT_MAX_RETRY_AFTER = 300.0
 #: Backoff of failed (not rate-limited) batches: 0.5 s doubling up to 30 s, minus up to 25 %.
 BACKOFF = RetryPolicy(initial_delay=0.5, max_delay=30.0, jitter=0.25)
 _FATAL_STATUSES = frozenset({401, 403, 404})
@@ -276,6 +283,8 @@ class Scheduler:
         max_window: the most inputs between the lowest unfinished one and the end of the last
             batch taken (None: ``batch_size * 2 * concurrency``, following the window).
         max_attempts, max_rate_limited: per-batch retry bounds.
+        max_retry_after: the longest wait the server may ask for (see
+            `DEFAULT_MAX_RETRY_AFTER`); a longer one aborts the run.
     """
 
     def __init__(
@@ -295,7 +304,11 @@ class Scheduler:
         max_window: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_rate_limited: int = DEFAULT_MAX_RATE_LIMITED,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
+        checked = _positive_number(max_retry_after, "max_retry_after")
+        if checked is None:
+            raise InvalidArgumentTypeError("max_retry_after", "expected a positive number")
         validate_bulk_arguments(
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
@@ -323,6 +336,7 @@ class Scheduler:
         self.max_window = max_window
         self.max_attempts = max_attempts
         self.max_rate_limited = max_rate_limited
+        self.max_retry_after = checked
         self.counters = BulkCounters()
         self._random = random
         self._next_new: Batch | None = None
@@ -478,6 +492,12 @@ class Scheduler:
             return SkipBatch(batch.start, batch.stop, reason)
         return Abort(reason)
 
+    def _too_long(self, where: str, wait: float) -> Abort:
+        return Abort(
+            f"{where}: the server asked to wait {wait:.6g} s, longer than the "
+            f"{self.max_retry_after:g} s a bulk run waits"
+        )
+
     def _decide(self, flight: _InFlight, failure: RequestFailure, now: float) -> Decision:
         batch = flight.batch
         status = failure.status
@@ -490,6 +510,8 @@ class Scheduler:
                 headers=failure.headers,
                 now=now,
             )
+            if hold - now > self.max_retry_after:
+                return self._too_long(where, hold - now)
             rate_limited = batch.rate_limited + 1
             if rate_limited > self.max_rate_limited:
                 return self._give_up(batch, f"{where}: rate limited {rate_limited} times")
@@ -523,6 +545,8 @@ class Scheduler:
             delay = failure.retry_after
             if delay is None:
                 delay = backoff_delay(BACKOFF, batch.attempt, self._random())
+            elif delay > self.max_retry_after:
+                return self._too_long(where, delay)
             return RetryBatch(
                 attrs.evolve(batch, attempt=attempt),
                 now + delay,

@@ -493,3 +493,23 @@ def test_a_batch_given_up_on_keeps_the_answers_in_flight(tmp_path: Path, driver:
         assert result.resumed == 15
         assert len(sent(server)) == 5  # only the refused batch is sent again
     np.testing.assert_allclose(np.load(output), expected(corpus), atol=1e-6)
+
+
+@drivers
+def test_a_server_asking_for_an_hour_stops_the_run_at_once(
+    server: LocalServer, tmp_path: Path, driver: str
+) -> None:
+    import time
+
+    from aligneai import RateLimitError
+    from aligneai.testing import Fault
+
+    server.enqueue(Fault.status(429, retry_after=3600))
+    output = tmp_path / "v.npy"
+    started = time.monotonic()
+    with pytest.raises(RateLimitError):
+        create_many(server.url, driver, texts(4), output=str(output), batch_size=2)
+    assert time.monotonic() - started < 30  # not an hour
+    result = create_many(server.url, driver, texts(4), output=str(output), resume=True)
+    assert result.count == 4
+    np.testing.assert_allclose(np.load(output), expected(texts(4)), atol=1e-6)

@@ -579,3 +579,63 @@ def test_from_a_drained_bucket_the_limit_is_reached_within_a_few_round_trips(
             break
     assert reached is not None and reached <= 4.0 + 5 * latency
     assert sum(1 for entry in server.log if entry[1] == 429) <= 8
+
+
+# -- waits are bounded (task BX) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+@pytest.mark.parametrize(
+    ("failure", "waits"),
+    [
+        (RequestFailure(status=429, retry_after=299.0), True),
+        (RequestFailure(status=429, retry_after=301.0), False),
+        (RequestFailure(status=429, retry_after=1e9), False),
+        (RequestFailure(status=503, retry_after=299.0), True),
+        (RequestFailure(status=503, retry_after=86400.0), False),
+        # No retry-after: the exhausted budget's reset says how long.
+        (
+            RequestFailure(
+                status=429,
+                headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "4m"},
+            ),
+            True,
+        ),
+        (
+            RequestFailure(
+                status=429,
+                headers={"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "6h"},
+            ),
+            False,
+        ),
+    ],
+)
+def test_a_wait_longer_than_max_retry_after_stops_the_run(
+    failure: RequestFailure, waits: bool, on_error: str
+) -> None:
+    # A server asking for hours (a daily quota spent) would hold the run, silently, for hours:
+    # past DEFAULT_MAX_RETRY_AFTER (300 s) the run stops instead, whatever on_error says (the
+    # inputs are not at fault), and the output stays resumable.
+    scheduler = make_scheduler(["a", "b"], batch_size=1, on_error=on_error)
+    action = scheduler.next_action(10.0)
+    assert isinstance(action, Dispatch)
+    decision = scheduler.on_failure(action.batch, failure, 10.0)
+    if waits:
+        assert isinstance(decision, RetryBatch)
+        assert decision.not_before <= 10.0 + 300.0
+    else:
+        assert isinstance(decision, Abort)
+        assert "longer than the 300 s" in decision.reason
+        with pytest.raises(RuntimeError):
+            scheduler.next_action(11.0)
+
+
+def test_max_retry_after_is_a_setting() -> None:
+    scheduler = make_scheduler(["a"], max_retry_after=5.0)
+    action = scheduler.next_action(0.0)
+    assert isinstance(action, Dispatch)
+    decision = scheduler.on_failure(action.batch, RequestFailure(status=429, retry_after=6.0), 0.0)
+    assert isinstance(decision, Abort)
+    for bad in (0, -1.0, math.nan, math.inf, True, "5"):
+        with pytest.raises((InvalidArgumentTypeError, InvalidArgumentValueError)):
+            make_scheduler(["a"], max_retry_after=bad)
