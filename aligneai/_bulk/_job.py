@@ -351,6 +351,12 @@ class CreateManyJob(Job):
                     "ids", f"has {id_count} items but inputs have {count}; give one id per input"
                 )
         path = validate_output(output)
+        if ids is not None and path is None:
+            raise InvalidArgumentValueError(
+                "ids",
+                "needs an output file (output=...) to go into; in memory, row i of "
+                "result.matrix is input i",
+            )
         if resume and path is None:
             raise InvalidArgumentValueError(
                 "resume", "needs an output file (output=...) to continue"

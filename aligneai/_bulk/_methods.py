@@ -67,7 +67,9 @@ class BulkEmbeddingsMixin:
             dimensions: truncate vectors to this many dimensions.
             ids: optional ids aligned with ``inputs`` (one str per input), written into a
                 ``.parquet`` / ``.jsonl`` output, and next to a ``.npy`` one
-                (``<output>.ids.jsonl``).
+                (``<output>.ids.jsonl``); refused without ``output``. When both have a
+                length, a mismatch is refused before anything is sent; otherwise when one of
+                them runs out.
             batch_size: the most inputs per request (1 to 2048).
             max_batch_tokens: the most estimated tokens per request; an input estimated above
                 it alone is not sent (``InputTooLargeError`` naming ``inputs[i]``, or skipped).
@@ -77,7 +79,9 @@ class BulkEmbeddingsMixin:
             output: None to keep the matrix in memory, or a path ending ``.npy`` (rows written
                 in place; the result's matrix is a read-only memmap), ``.parquet`` (needs
                 ``aligneai[parquet]``) or ``.jsonl``. An interrupted run leaves the output
-                and ``<output>.checkpoint.json``.
+                and ``<output>.checkpoint.json``. One run at a time per output: while a run
+                holds ``<output>.lock``, another (in any process) is refused with
+                ``InvalidArgumentValueError`` naming ``output``.
             resume: continue an interrupted run into ``output``: only the inputs not written
                 yet are sent (same inputs, model, dimensions and format required, else
                 ``BulkResumeError``).
@@ -89,7 +93,13 @@ class BulkEmbeddingsMixin:
 
         Returns:
             A `BulkResult`: ``matrix``, ``count``, ``usage``, ``requests``, ``retries``,
-            ``rate_limited``, ``failed``, ``elapsed``, ``output``.
+            ``rate_limited``, ``failed``, ``elapsed``, ``output``, ``model``.
+
+        An exception raised by ``inputs`` (a generator) or by the ``progress`` callable
+        propagates as it is; answers already in flight are written first when the inputs
+        raise, and the output stays resumable either way. Answers naming another model or
+        width than earlier ones stop the run with ``APIResponseValidationError``; so does a
+        server asking to wait more than 300 s (its error is raised).
         """
         from ._run_sync import create_many
 
@@ -190,7 +200,9 @@ class AsyncBulkEmbeddingsMixin:
             dimensions: truncate vectors to this many dimensions.
             ids: optional ids aligned with ``inputs`` (one str per input), written into a
                 ``.parquet`` / ``.jsonl`` output, and next to a ``.npy`` one
-                (``<output>.ids.jsonl``).
+                (``<output>.ids.jsonl``); refused without ``output``. When both have a
+                length, a mismatch is refused before anything is sent; otherwise when one of
+                them runs out.
             batch_size: the most inputs per request (1 to 2048).
             max_batch_tokens: the most estimated tokens per request; an input estimated above
                 it alone is not sent (``InputTooLargeError`` naming ``inputs[i]``, or skipped).
@@ -200,7 +212,9 @@ class AsyncBulkEmbeddingsMixin:
             output: None to keep the matrix in memory, or a path ending ``.npy`` (rows written
                 in place; the result's matrix is a read-only memmap), ``.parquet`` (needs
                 ``aligneai[parquet]``) or ``.jsonl``. An interrupted run leaves the output
-                and ``<output>.checkpoint.json``.
+                and ``<output>.checkpoint.json``. One run at a time per output: while a run
+                holds ``<output>.lock``, another (in any process) is refused with
+                ``InvalidArgumentValueError`` naming ``output``.
             resume: continue an interrupted run into ``output``: only the inputs not written
                 yet are sent (same inputs, model, dimensions and format required, else
                 ``BulkResumeError``).
@@ -212,7 +226,13 @@ class AsyncBulkEmbeddingsMixin:
 
         Returns:
             A `BulkResult`: ``matrix``, ``count``, ``usage``, ``requests``, ``retries``,
-            ``rate_limited``, ``failed``, ``elapsed``, ``output``.
+            ``rate_limited``, ``failed``, ``elapsed``, ``output``, ``model``.
+
+        An exception raised by ``inputs`` (a generator) or by the ``progress`` callable
+        propagates as it is; answers already in flight are written first when the inputs
+        raise, and the output stays resumable either way. Answers naming another model or
+        width than earlier ones stop the run with ``APIResponseValidationError``; so does a
+        server asking to wait more than 300 s (its error is raised).
         """
         from ._run_async import create_many
 

@@ -513,3 +513,14 @@ def test_a_server_asking_for_an_hour_stops_the_run_at_once(
     result = create_many(server.url, driver, texts(4), output=str(output), resume=True)
     assert result.count == 4
     np.testing.assert_allclose(np.load(output), expected(texts(4)), atol=1e-6)
+
+
+@drivers
+def test_ids_without_an_output_file_are_refused(server: LocalServer, driver: str) -> None:
+    # In memory, row i of result.matrix is input i and the result has no place for ids: taking
+    # them would drop them silently.
+    with pytest.raises(InvalidArgumentValueError) as caught:
+        create_many(server.url, driver, texts(3), ids=["a", "b", "c"])
+    assert caught.value.argument == "ids"
+    assert "needs an output file" in str(caught.value)
+    assert server.requests == []
