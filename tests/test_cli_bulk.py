@@ -693,3 +693,22 @@ def test_bulk_json_to_stdout_names_the_model(srv: LocalServer, model: str | None
     # The model the server named, whether or not --model was given.
     assert body["model"] == (model or "aligne-embed-small")
     assert [item["index"] for item in body["data"]] == list(range(7))
+
+
+def test_an_output_in_use_by_another_run_is_one_line(srv: LocalServer, tmp_path: Path) -> None:
+    from aligneai._bulk._lock import OutputLock
+
+    source = write_lines(tmp_path / "c.txt", corpus(3))
+    output = tmp_path / "v.npy"
+    lock = OutputLock.acquire(output)  # what a run in another terminal holds
+    try:
+        result = run(remote(srv, "--input", str(source), "--output", str(output), "--resume"))
+    finally:
+        lock.release()
+    assert result.code == 2
+    assert result.err == (
+        f"aligneai: error: InvalidArgumentValueError: --output: {str(output)!r} is in use by "
+        "another run (it holds v.npy.lock); wait for it to end, or write to another file\n"
+    )
+    assert srv.requests == []
+    assert list(tmp_path.iterdir()) == [source]  # nothing written, the lock file removed
