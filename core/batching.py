@@ -32,6 +32,7 @@ __all__ = [
     "Batcher",
     "BatcherItem",
     "InputTooLargeError",
+    "SKIP_CHUNK",
     "Oversized",
     "Skipped",
     "estimate_tokens",
@@ -102,7 +103,10 @@ class Batch:
 
 @attrs.frozen
 class Skipped:
-    """The inputs ``[start, stop)`` were done by an earlier run; ``texts`` are for checking."""
+    """The inputs ``[start, stop)`` were done by an earlier run; ``texts`` are for checking.
+
+    A done range longer than `SKIP_CHUNK` inputs comes out as several items, in order.
+    """
 
     start: int
     stop: int
@@ -159,6 +163,12 @@ def _check_ranges(done: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
             )
         previous = stop
     return ranges
+
+
+#: The most texts of a done range (resume) read into one `Skipped` item: a checkpoint merges
+#: neighbouring ranges, so one range may span millions of inputs, and its texts are only read
+#: to be checked against its digest; a chunk at a time keeps memory flat.
+SKIP_CHUNK = 4096
 
 
 class Batcher:
@@ -262,6 +272,7 @@ class Batcher:
 
     def _skip(self, stop: int) -> Skipped | None:
         start = self._next_index
+        stop = min(stop, start + SKIP_CHUNK)
         texts: list[str] = []
         while self._next_index + len(texts) < stop:
             text = self._read()

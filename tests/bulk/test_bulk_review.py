@@ -524,3 +524,33 @@ def test_ids_without_an_output_file_are_refused(server: LocalServer, driver: str
     assert caught.value.argument == "ids"
     assert "needs an output file" in str(caught.value)
     assert server.requests == []
+
+
+def test_resume_over_a_done_range_longer_than_a_skip_chunk(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    # The checkpoint merges the first run's batches into one range of 8,192 rows; the resumed
+    # run reads (and checks) it in chunks of SKIP_CHUNK texts, then sends only the rest.
+    from aligneai.core.batching import SKIP_CHUNK
+
+    class Stop(Exception):
+        pass
+
+    corpus = texts(9000)
+
+    def progress(event: Any) -> None:
+        if event.done >= 4 * 2048:
+            raise Stop
+
+    output = tmp_path / "v.npy"
+    with pytest.raises(Stop):
+        create_many(
+            server.url, "sync", corpus, output=str(output), max_concurrency=1, progress=progress
+        )
+    done = json.loads(output.with_name("v.npy.checkpoint.json").read_text())["done"]
+    assert [(a, b) for a, b, _ in done] == [(0, 8192)] and 8192 > SKIP_CHUNK
+    server.reset()
+    result = create_many(server.url, "sync", iter(corpus), output=str(output), resume=True)
+    assert result.resumed == 8192
+    assert sent(server) == corpus[8192:]
+    np.testing.assert_allclose(np.load(output), expected(corpus), atol=1e-6)

@@ -182,3 +182,58 @@ def test_done_beyond_the_end_is_skipped_as_far_as_inputs_go() -> None:
     assert isinstance(items[1], Skipped) and (items[1].start, items[1].stop) == (1, 3)
     assert len(items) == 2
     assert math.isclose(DEFAULT_TOKENS_PER_CHAR, 0.25)
+
+
+def test_a_long_done_range_is_read_in_bounded_chunks() -> None:
+    # A resumed run whose checkpoint merged 100,000 done rows into one range: the texts are
+    # read (to be checked) a chunk at a time, never all at once (memory would grow with the
+    # corpus otherwise).
+    from aligneai.core.batching import SKIP_CHUNK
+
+    assert SKIP_CHUNK == 4096
+    n = 100_000
+    read = 0
+
+    def inputs() -> object:
+        nonlocal read
+        for i in range(n + 10):
+            read += 1
+            yield f"t{i}"
+
+    batcher = Batcher(inputs(), batch_size=7, done=[(0, n)])  # type: ignore[arg-type]
+    position = 0
+    while position < n:
+        item = batcher.next_item(DEFAULT_TOKENS_PER_CHAR)
+        assert isinstance(item, Skipped)
+        assert item.start == position
+        assert 0 < len(item.texts) <= SKIP_CHUNK
+        assert item.texts[0] == f"t{position}"
+        assert read <= item.stop + 1  # read as far as this chunk (and one lookahead), no more
+        position = item.stop
+    item = batcher.next_item(DEFAULT_TOKENS_PER_CHAR)
+    assert isinstance(item, Batch) and (item.start, item.stop) == (n, n + 7)
+
+
+@given(
+    inputs=st.lists(texts, max_size=60),
+    chunk=st.integers(1, 9),
+    data=st.data(),
+)
+def test_skipped_chunks_cover_each_done_range_exactly(
+    inputs: list[str], chunk: int, data: st.DataObject
+) -> None:
+    import aligneai.core.batching as batching
+
+    done = data.draw(done_ranges(len(inputs)))
+    original = batching.SKIP_CHUNK
+    batching.SKIP_CHUNK = chunk
+    try:
+        items = drain(Batcher(iter(inputs), batch_size=4, done=done), 0.25)
+    finally:
+        batching.SKIP_CHUNK = original
+    skipped = [item for item in items if isinstance(item, Skipped)]
+    assert all(len(item.texts) <= chunk for item in skipped)
+    covered = [i for item in skipped for i in range(item.start, item.stop)]
+    assert covered == [i for a, b in done for i in range(a, min(b, len(inputs)))]
+    for item in skipped:
+        assert list(item.texts) == inputs[item.start : item.stop]
