@@ -28,11 +28,11 @@ from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
 
 __all__ = [
     "DEFAULT_TOKENS_PER_CHAR",
+    "SKIP_CHUNK",
     "Batch",
     "Batcher",
     "BatcherItem",
     "InputTooLargeError",
-    "SKIP_CHUNK",
     "Oversized",
     "Skipped",
     "estimate_tokens",

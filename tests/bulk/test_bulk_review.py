@@ -548,7 +548,7 @@ def test_resume_over_a_done_range_longer_than_a_skip_chunk(
             server.url, "sync", corpus, output=str(output), max_concurrency=1, progress=progress
         )
     done = json.loads(output.with_name("v.npy.checkpoint.json").read_text())["done"]
-    assert [(a, b) for a, b, _ in done] == [(0, 8192)] and 8192 > SKIP_CHUNK
+    assert [(a, b) for a, b, _ in done] == [(0, 8192)] and SKIP_CHUNK < 8192
     server.reset()
     result = create_many(server.url, "sync", iter(corpus), output=str(output), resume=True)
     assert result.resumed == 8192
