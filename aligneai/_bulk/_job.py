@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from aligneai.core.batching import Batch
+from aligneai.core.batching import Batch, validate_text
 from aligneai.core.bulk import (
     Abort,
     NextAction,
@@ -107,8 +107,13 @@ def _check_progress(progress: object) -> None:
     )
 
 
-def validate_arguments(inputs: object, **kwargs: Any) -> None:
-    """Check every argument shared by ``create_many`` and ``iter_many``, naming a bad one."""
+def validate_arguments(inputs: object, *, texts: bool = True, **kwargs: Any) -> None:
+    """Check every argument shared by ``create_many`` and ``iter_many``, naming a bad one.
+
+    With ``texts``, every text of a list or tuple is checked too (`validate_text`), so that
+    ``inputs[4000] = ""`` is refused before the first request rather than after 40 of them.
+    The texts of any other iterable (a generator) are checked as they are read.
+    """
     _check_iterable(inputs, "inputs")
     _check_model(kwargs["model"])
     _check_dimensions(kwargs["dimensions"])
@@ -121,6 +126,9 @@ def validate_arguments(inputs: object, **kwargs: Any) -> None:
         tokens_per_minute=kwargs["tokens_per_minute"],
         on_error=kwargs["on_error"],
     )
+    if texts and isinstance(inputs, (list, tuple)):
+        for index, text in enumerate(inputs):
+            validate_text(text, index)
 
 
 def _sized(inputs: object) -> int | None:
@@ -152,12 +160,14 @@ class Job:
         wrap_inputs: Callable[[Iterable[object]], Iterable[object]] | None = None,
         reported_model: str | None = None,
         width: int | None = None,
+        texts_checked: bool = False,
     ) -> None:
         from ._progress import make_reporter
 
         self.np = require_numpy()
         validate_arguments(
             inputs,
+            texts=not texts_checked,
             model=model,
             dimensions=dimensions,
             batch_size=batch_size,
@@ -425,6 +435,7 @@ class CreateManyJob(Job):
                 wrap_inputs=(
                     None if ids is None else (lambda texts: _with_ids(texts, ids, self.sink))  # type: ignore[arg-type]
                 ),
+                texts_checked=True,
                 **seen,
                 **kwargs,
             )

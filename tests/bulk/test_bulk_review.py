@@ -554,3 +554,25 @@ def test_resume_over_a_done_range_longer_than_a_skip_chunk(
     assert result.resumed == 8192
     assert sent(server) == corpus[8192:]
     np.testing.assert_allclose(np.load(output), expected(corpus), atol=1e-6)
+
+
+@drivers
+@pytest.mark.parametrize(
+    ("bad", "argument", "error"),
+    [("", "inputs[4000]", InvalidArgumentValueError), (7, "inputs[4000]", TypeError)],
+)
+def test_a_bad_text_deep_in_a_list_is_named_before_anything_is_sent(
+    server: LocalServer, tmp_path: Path, driver: str, bad: object, argument: str, error: type
+) -> None:
+    # A list can be checked whole before the first request (a generator cannot: its texts
+    # are checked as they are read, and the run stops at the first bad one).
+    inputs: list[object] = list(texts(5000))
+    inputs[4000] = bad
+    with pytest.raises(error) as caught:
+        create_many(server.url, driver, inputs, batch_size=100, output=str(tmp_path / "v.npy"))
+    assert caught.value.argument == argument  # type: ignore[attr-defined]
+    assert server.requests == []
+    assert list(tmp_path.iterdir()) == []
+    with AligneAI(api_key="k", base_url=server.url) as client, pytest.raises(error):
+        client.embeddings.iter_many(inputs, batch_size=100)
+    assert server.requests == []
