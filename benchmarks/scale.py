@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,5 +195,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    threading.excepthook = lambda hook_args: None  # a dying worker's thread is not the result
     main()
