@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import os
 import queue
 import subprocess
@@ -576,3 +577,40 @@ def test_a_bad_text_deep_in_a_list_is_named_before_anything_is_sent(
     with AligneAI(api_key="k", base_url=server.url) as client, pytest.raises(error):
         client.embeddings.iter_many(inputs, batch_size=100)
     assert server.requests == []
+
+
+@drivers
+@pytest.mark.parametrize(
+    ("arguments", "argument", "error"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency", InvalidArgumentValueError),
+        ({"max_concurrency": True}, "max_concurrency", TypeError),
+        ({"max_concurrency": 1.5}, "max_concurrency", TypeError),
+        ({"requests_per_minute": -1}, "requests_per_minute", InvalidArgumentValueError),
+        ({"requests_per_minute": math.nan}, "requests_per_minute", InvalidArgumentValueError),
+        ({"tokens_per_minute": math.inf}, "tokens_per_minute", InvalidArgumentValueError),
+        ({"progress": 1}, "progress", TypeError),
+        ({"progress": "yes"}, "progress", TypeError),
+        ({"output": "missing/folder/v.npy"}, "output", InvalidArgumentValueError),
+        ({"output": "v.csv"}, "output", InvalidArgumentValueError),
+        ({"resume": 1, "output": "v.npy"}, "resume", TypeError),
+        ({"resume": True}, "resume", InvalidArgumentValueError),
+        ({"ids": "abc", "output": "v.jsonl"}, "ids", TypeError),
+        ({"on_error": "ignore"}, "on_error", InvalidArgumentValueError),
+    ],
+)
+def test_odd_arguments_are_named_before_anything_is_sent(
+    server: LocalServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    driver: str,
+    arguments: dict[str, Any],
+    argument: str,
+    error: type,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error) as caught:
+        create_many(server.url, driver, texts(3), **arguments)
+    assert caught.value.argument == argument  # type: ignore[attr-defined]
+    assert server.requests == []
+    assert list(tmp_path.iterdir()) == []
