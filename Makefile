@@ -1,9 +1,11 @@
 # make bench  .venv-bench, then benchmarks/run.py $(BENCH_ARGS) (see benchmarks/README.md).
 # make demo   .venv-demo with the package installed, then examples/demo.py (the README's usage
 #             example against the bundled local server).
-# make test   every tox env (py39..py313 on the built wheel, lowest, lint, type, arch); envs whose
-#             Python is missing are skipped. Uses its own .venv-tox, made from $(PYTHON).
+# make test   every tox env (py39..py313 on the built wheel, lowest, schemathesis, integrations,
+#             docs, lint, type, arch); envs whose Python is missing are skipped. Uses its own
+#             .venv-tox, made from $(PYTHON).
 # make dev    .venv: editable install + test, lint and type tools (new modules are picked up).
+# make docs   the documentation site into ./site (mkdocs build --strict; tox -e docs).
 # make lint / make type / make arch   one tox env each.
 # make clean  remove build output and caches (keeps the venvs); make distclean: the venvs too.
 #
@@ -32,7 +34,7 @@ PYENV_VERSION := $(subst $(space),:,$(strip $(PYENV_CURRENT) $(filter-out $(PYEN
 export PYENV_VERSION
 endif
 
-.PHONY: test demo bench dev lint type arch clean distclean
+.PHONY: test demo bench dev docs lint type arch clean distclean
 
 $(TOX): requirements/tox.txt
 	rm -rf $(TOX_VENV)
@@ -57,6 +59,10 @@ dev:
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-e '.[aiohttp,numpy,orjson,parquet,tqdm]'
 	@echo "dev: $(VENV) ready. Tests: $(VENV)/bin/pytest   Types: $(VENV)/bin/mypy   Lint: $(VENV)/bin/ruff check ."
+
+# The documentation site (mkdocs build --strict) into ./site; `make test` builds it too.
+docs: $(TOX)
+	$(TOX) run -e docs
 
 lint: $(TOX)
 	$(TOX) run -e lint
@@ -90,7 +96,7 @@ demo:
 
 # build/__editable__.* holds the link tree of the strict editable install in .venv: keep it.
 clean:
-	rm -rf build/lib build/bdist.* dist *.egg-info .tox .mypy_cache .ruff_cache .pytest_cache \
+	rm -rf build/lib build/bdist.* dist site *.egg-info .tox .mypy_cache .ruff_cache .pytest_cache \
 		.hypothesis
 	find . -name __pycache__ -type d -not -path './.venv*' -prune -exec rm -rf {} +
 
