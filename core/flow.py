@@ -238,7 +238,8 @@ def request_flow(
         if isinstance(sent, ResponseHead):
             head = sent
             if head.is_success and call.stream:
-                _log_attempt(request, head.status_code, clock() - attempt_start)
+                if logger.isEnabledFor(logging.DEBUG):
+                    _log_attempt(request, head.status_code, clock() - attempt_start)
                 if _is_event_stream(head):
                     return FlowResult(head, None, request, retries_taken, clock() - start)
                 # A 2xx that is not an event stream breaks the contract: say so from create()
@@ -263,7 +264,8 @@ def request_flow(
             if isinstance(read, bytes):
                 body = read
                 outcome = head
-                _log_attempt(request, head.status_code, clock() - attempt_start)
+                if logger.isEnabledFor(logging.DEBUG):  # no clock read when nobody logs
+                    _log_attempt(request, head.status_code, clock() - attempt_start)
                 if head.is_success:
                     return FlowResult(head, body, request, retries_taken, clock() - start)
             elif isinstance(read, TransportError):

@@ -228,7 +228,10 @@ def _validate_inputs(inputs: object) -> str | list[str]:
             raise InvalidArgumentValueError("inputs", "must not be an empty string")
         _check_text(inputs, "inputs")
         return inputs
-    if isinstance(inputs, (bytes, bytearray, Mapping)) or not isinstance(inputs, Sequence):
+    # A list (the usual argument) is a Sequence and nothing refused: skip the ABC checks.
+    if type(inputs) is not list and (
+        isinstance(inputs, (bytes, bytearray, Mapping)) or not isinstance(inputs, Sequence)
+    ):
         raise InvalidArgumentTypeError(
             "inputs", f"expected a string or a list of strings, got {type(inputs).__name__}"
         )

@@ -48,7 +48,13 @@ async def run_async(
                         async for chunk in response.aiter_bytes():
                             buffer.feed(chunk)
                     finally:
-                        await aclose_quietly(response)
+                        # aclose_quietly() inlined: one coroutine less on every call.
+                        try:
+                            await response.aclose()
+                        except Warning:
+                            raise
+                        except Exception:  # the connection is dropped either way
+                            pass
                         response = None
                     outcome = buffer.getvalue()
                 else:
