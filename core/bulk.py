@@ -285,6 +285,8 @@ class Scheduler:
         max_attempts, max_rate_limited: per-batch retry bounds.
         max_retry_after: the longest wait the server may ask for (see
             `DEFAULT_MAX_RETRY_AFTER`); a longer one aborts the run.
+        rate: the `RateController` of an earlier run of the same caller, to carry its budgets
+            and what it learned over (None: a new one from the arguments above).
     """
 
     def __init__(
@@ -305,6 +307,7 @@ class Scheduler:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_rate_limited: int = DEFAULT_MAX_RATE_LIMITED,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        rate: RateController | None = None,
     ) -> None:
         checked = _positive_number(max_retry_after, "max_retry_after")
         if checked is None:
@@ -325,11 +328,18 @@ class Scheduler:
             max_input_tokens=max_batch_tokens,
             done=done,
         )
-        self.rate = RateController(
-            requests_per_minute=requests_per_minute,
-            tokens_per_minute=tokens_per_minute,
-            max_concurrency=max_concurrency,
-            now=now,
+        # A controller from an earlier run of the same caller keeps its buckets, the server's
+        # limits it learned and its concurrency: consecutive runs of one engine worker or
+        # framework adapter then keep to their budget over any minute, not per run.
+        self.rate = (
+            rate
+            if rate is not None
+            else RateController(
+                requests_per_minute=requests_per_minute,
+                tokens_per_minute=tokens_per_minute,
+                max_concurrency=max_concurrency,
+                now=now,
+            )
         )
         self.on_error = on_error
         self.batch_size = batch_size

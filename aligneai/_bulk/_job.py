@@ -37,6 +37,8 @@ from ._result import BulkResult, EmbeddedChunk
 if TYPE_CHECKING:
     import numpy as np
 
+    from aligneai.core.ratecontrol import RateController
+
     from ._checkpoint import Checkpoint
     from ._progress import Reporter
     from ._sinks import Sink
@@ -161,6 +163,7 @@ class Job:
         reported_model: str | None = None,
         width: int | None = None,
         texts_checked: bool = False,
+        rate: RateController | None = None,
     ) -> None:
         from ._progress import make_reporter
 
@@ -202,6 +205,7 @@ class Job:
             on_error=on_error,  # type: ignore[arg-type]
             done=done,
             on_resumed=on_resumed,
+            rate=rate,
         )
         self.reporter: Reporter = make_reporter(progress, total=self.total_hint)
 

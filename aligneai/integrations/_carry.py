@@ -47,11 +47,15 @@ class RateSlot:
 def _job(texts: Iterable[str], slot: RateSlot, kwargs: dict[str, Any]) -> CreateManyJob:
     from aligneai._bulk._job import CreateManyJob
 
-    job = CreateManyJob(texts, ids=None, output=None, resume=False, clock=time.monotonic, **kwargs)
-    previous = slot.take()
-    if previous is not None:
-        job.scheduler.rate = previous
-    return job
+    return CreateManyJob(
+        texts,
+        ids=None,
+        output=None,
+        resume=False,
+        clock=time.monotonic,
+        rate=slot.take(),
+        **kwargs,
+    )
 
 
 def create_many(

@@ -639,3 +639,23 @@ def test_max_retry_after_is_a_setting() -> None:
     for bad in (0, -1.0, math.nan, math.inf, True, "5"):
         with pytest.raises((InvalidArgumentTypeError, InvalidArgumentValueError)):
             make_scheduler(["a"], max_retry_after=bad)
+
+
+def test_a_carried_rate_controller_keeps_the_budget_across_runs() -> None:
+    # 6 requests a minute. The first run sends until its budget is spent; a second run started
+    # at once with the same controller must wait, where a fresh controller sends at once.
+    first = make_scheduler(["a"] * 20, batch_size=1, requests_per_minute=6)
+    sent = 0
+    for _ in range(20):
+        action = first.next_action(0.0)
+        if not isinstance(action, Dispatch):
+            break
+        first.on_success(action.batch, 1, {}, 0.0)
+        sent += 1
+    assert 1 <= sent <= 6  # never more than the minute's budget at once
+    assert isinstance(first.next_action(0.0), Wait)
+
+    carried = make_scheduler(["c"], batch_size=1, requests_per_minute=6, rate=first.rate)
+    assert isinstance(carried.next_action(0.0), Wait)
+    fresh = make_scheduler(["c"], batch_size=1, requests_per_minute=6)
+    assert isinstance(fresh.next_action(0.0), Dispatch)
