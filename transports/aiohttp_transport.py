@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import socket
 import ssl
@@ -48,6 +49,14 @@ def _body_data(body: bytes | None) -> bytes | io.BytesIO | None:
     if body is None or len(body) <= _LARGEST_RAW_BODY:
         return body
     return io.BytesIO(body)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(
+    total: float | None, connect: float, read: float | None
+) -> aiohttp.ClientTimeout:
+    # ClientTimeout is frozen: one per distinct limit serves every request.
+    return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
@@ -232,21 +241,20 @@ class AiohttpTransport:
 
     async def send(self, request: Request) -> AiohttpResponse:
         """Send ``request``; return when the response head has arrived."""
-        session = await self._get_session()
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop() or session.closed:
+            session = await self._get_session()  # one coroutine less on every other call
         timeout = request.timeout
         try:
             response = await session.request(
                 request.method,
                 request.url,
                 data=_body_data(request.body),
-                headers=dict(request.headers),
+                # build_request() made this dict for this attempt; aiohttp copies it anyway.
+                headers=request.headers,
                 allow_redirects=False,
                 proxy=self._proxies.proxy_for(request.url),
-                timeout=aiohttp.ClientTimeout(
-                    total=timeout.total,
-                    sock_connect=timeout.connect,
-                    sock_read=timeout.read,
-                ),
+                timeout=_client_timeout(timeout.total, timeout.connect, timeout.read),
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _translate(exc) from exc
