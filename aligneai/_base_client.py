@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from aligneai.core.flow import FlowResult, PreparedCall, prepare_call, request_flow
+from aligneai.core.flow import Flow, FlowResult, PreparedCall, prepare_call, request_flow
 from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -26,7 +26,6 @@ from aligneai.core.options import (
 from aligneai.core.parsing import parse_model
 from aligneai.core.request import base_headers, merge_headers
 from aligneai.core.system import current_platform
-from aligneai.transports.sync_driver import Flow
 
 __all__ = ["DEFAULT_TIMEOUT", "BaseClient"]
 

@@ -44,6 +44,7 @@ from .retry import GiveUp, RetryPolicy, decide_retry
 
 __all__ = [
     "Action",
+    "Flow",
     "FlowResult",
     "Outcome",
     "PreparedCall",
@@ -156,6 +157,11 @@ class FlowResult:
     request: Request
     retries_taken: int
     elapsed: float
+
+
+#: One call as a generator: it yields `Action`s, receives `Outcome`s and returns a `FlowResult`.
+#: Any event loop can drive it (`aligneai.transports.sync_driver` and `async_driver` do).
+Flow = Generator[Action, Outcome, FlowResult]
 
 
 @functools.lru_cache(maxsize=256)

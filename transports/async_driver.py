@@ -11,12 +11,12 @@ from typing import Callable
 
 from aligneai.core.body import BodyBuffer
 from aligneai.core.failures import TransportError
-from aligneai.core.flow import FlowResult, Outcome, ReadBody, Send, Sleep
+from aligneai.core.flow import Flow, FlowResult, Outcome, ReadBody, Send, Sleep
 from aligneai.core.request import Request
 
 from ._guard import PASS_THROUGH, aclose_quietly, stray_failure
 from .base import AsyncResponse, AsyncTransport
-from .sync_driver import Flow, response_head
+from .sync_driver import response_head
 
 __all__ = ["run_async"]
 

@@ -7,12 +7,11 @@ Everything they decide (retries, pacing, errors, logging) happens in `aligneai.c
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
 from typing import Callable
 
 from aligneai.core.body import BodyBuffer
 from aligneai.core.failures import TransportError
-from aligneai.core.flow import Action, FlowResult, Outcome, ReadBody, Send, Sleep
+from aligneai.core.flow import Flow, FlowResult, Outcome, ReadBody, Send, Sleep
 from aligneai.core.request import Request
 from aligneai.core.response import ResponseHead
 
@@ -20,8 +19,6 @@ from ._guard import PASS_THROUGH, close_quietly, stray_failure
 from .base import AsyncResponse, SyncResponse, SyncTransport
 
 __all__ = ["Flow", "response_head", "run_sync"]
-
-Flow = Generator[Action, Outcome, FlowResult]
 
 
 def response_head(response: SyncResponse | AsyncResponse) -> ResponseHead:

@@ -29,25 +29,32 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request as WsgiRequest
 from werkzeug import Response as WsgiResponse
 
-from aligneai.core.body import BodyBuffer
-from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
-from aligneai.core.flow import (
+# One import: the core's front door holds everything a driver on another event loop needs.
+from aligneai.core import (
     Action,
+    BodyBuffer,
+    CallOptions,
+    ConnectError,
+    ConnectTimeout,
+    CreateEmbeddingResponse,
     FlowResult,
     PreparedCall,
     ReadBody,
+    ReadError,
+    ReadTimeout,
+    Request,
+    ResponseHead,
     Send,
     Sleep,
+    Timeout,
+    base_headers,
+    create_embeddings,
+    current_platform,
+    parse_model,
     prepare_call,
     request_flow,
+    resolve_options,
 )
-from aligneai.core.models import CreateEmbeddingResponse
-from aligneai.core.operations import CallOptions, create_embeddings
-from aligneai.core.options import Timeout, resolve_options
-from aligneai.core.parsing import parse_model
-from aligneai.core.request import Request, base_headers
-from aligneai.core.response import ResponseHead
-from aligneai.core.system import current_platform
 
 # ------------------------------------------------------------------------------------------------
 # A minimal HTTP/1.1 exchange on trio: one connection per request ("Connection: close"),
