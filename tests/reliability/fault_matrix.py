@@ -4,12 +4,12 @@
 (``sync`` / ``async``), one kind of call (``plain`` ``create(...)`` or ``stream`` ``create(...,
 stream=True)`` read to its end) and one variant (``persistent``: every attempt meets the fault;
 ``once``: the first attempt does, then the server answers normally). Every row is the documented
-behaviour (README, "Handling errors", "Retries", "Streaming responses"), with the settings below:
+behaviour (docs/errors-and-retries.md and docs/streaming.md), with the settings below:
 ``max_retries=2``, and a read timeout of `READ_TIMEOUT` seconds where the fault stalls
 (`RELAXED_READ_TIMEOUT` elsewhere).
 
 `tests/reliability/test_fault_matrix.py` runs every row against a real `LocalServer`, and checks
-that the README's "Reliability" table is `render_markdown_table()`.
+that the "Reliability" table of docs/errors-and-retries.md is `render_markdown_table()`.
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ that missed its read timeout would overrun the row's time bound by seconds."""
 Wait = tuple[float, float]
 
 BACKOFF_WAITS: tuple[Wait, ...] = ((0.375, 0.5), (0.75, 1.0))
-"""The documented backoff before retry 1 and retry 2 (README, "Retries"): 0.5 s doubling each
-retry, less up to 25 % jitter. Written down, not computed from the library's `RetryPolicy`."""
+"""The documented backoff before retry 1 and retry 2 (docs/errors-and-retries.md, "Retries"):
+0.5 s doubling each retry, less up to 25 % jitter. Written down, not computed from the library's
+`RetryPolicy`."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class FaultCase:
 
     Attributes:
         key: a short id (used in test ids).
-        label: what the README's table calls it.
+        label: what the reliability table calls it.
         make: the `Fault` the server injects; None for "connection refused" (no server).
         modes: the kinds of call it applies to (``plain``, ``stream``).
         retryable: whether the documented rules retry it (then a "once" variant exists).
@@ -359,7 +360,7 @@ MATRIX: tuple[Row, ...] = tuple(
 )
 
 
-# -- the README table ------------------------------------------------------------------------
+# -- the reliability table -------------------------------------------------------------------
 
 
 def _seconds(value: float) -> str:
@@ -422,7 +423,7 @@ def _label(case: FaultCase, modes: tuple[str, ...]) -> str:
 
 
 def render_markdown_table() -> str:
-    """The README's "Reliability" table: one line per fault and kind of call.
+    """The "Reliability" table of docs/errors-and-retries.md: one line per fault and kind of call.
 
     A line covers both clients, and both kinds of call when they behave the same; should the
     sync and async clients ever differ, each gets its own line.
