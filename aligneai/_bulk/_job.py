@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALL_OPTIONS",
+    "ChunkProgress",
     "CreateManyJob",
     "IterManyJob",
     "Job",
@@ -537,3 +538,39 @@ class IterManyJob(Job):
         """Drop what is held and close the progress display."""
         self._held.clear()
         self.reporter.close()
+
+
+class ChunkProgress:
+    """What `ChunkIterator` and `AsyncChunkIterator` report while they run (one definition)."""
+
+    _job: IterManyJob
+
+    @property
+    def failed(self) -> tuple[int, ...]:
+        """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
+        return self._job.failed_indexes
+
+    @property
+    def model(self) -> str | None:
+        """The model the server named in its answers so far (None before the first one)."""
+        return self._job.reported_model
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far."""
+        return self._job.scheduler.counters.requests
+
+    @property
+    def retries(self) -> int:
+        """Requests sent again so far."""
+        return self._job.scheduler.counters.retries
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers so far."""
+        return self._job.scheduler.counters.rate_limited
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the server reported so far."""
+        return self._job.scheduler.counters.tokens

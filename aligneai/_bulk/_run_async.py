@@ -23,7 +23,7 @@ from aligneai.core.batching import Batch
 from aligneai.core.bulk import Dispatch, Finished
 from aligneai.core.matrix import EmbeddingMatrix
 
-from ._job import CALL_OPTIONS, CreateManyJob, IterManyJob, Job
+from ._job import CALL_OPTIONS, ChunkProgress, CreateManyJob, IterManyJob, Job
 from ._result import BulkResult, EmbeddedChunk
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ async def create_many(client: AsyncAligneAI, inputs: object, **kwargs: Any) -> B
         job.close()
 
 
-class AsyncChunkIterator:
+class AsyncChunkIterator(ChunkProgress):
     """What the async ``embeddings.iter_many`` returns: ``async for chunk in ...``, in order.
 
     Leaving it early is fine; `aclose` (or ``async with``) stops the run at once.
@@ -155,36 +155,6 @@ class AsyncChunkIterator:
         finally:
             await runner.aclose()
             self._job.close()
-
-    @property
-    def failed(self) -> tuple[int, ...]:
-        """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
-        return self._job.failed_indexes
-
-    @property
-    def model(self) -> str | None:
-        """The model the server named in its answers so far (None before the first one)."""
-        return self._job.reported_model
-
-    @property
-    def requests(self) -> int:
-        """Requests sent so far."""
-        return self._job.scheduler.counters.requests
-
-    @property
-    def retries(self) -> int:
-        """Requests sent again so far."""
-        return self._job.scheduler.counters.retries
-
-    @property
-    def rate_limited(self) -> int:
-        """429 answers so far."""
-        return self._job.scheduler.counters.rate_limited
-
-    @property
-    def tokens(self) -> int:
-        """Tokens the server reported so far."""
-        return self._job.scheduler.counters.tokens
 
     def __aiter__(self) -> AsyncChunkIterator:
         return self

@@ -26,7 +26,7 @@ from aligneai.core.batching import Batch
 from aligneai.core.bulk import Dispatch, Finished
 from aligneai.core.matrix import EmbeddingMatrix
 
-from ._job import CALL_OPTIONS, CreateManyJob, IterManyJob, Job
+from ._job import CALL_OPTIONS, ChunkProgress, CreateManyJob, IterManyJob, Job
 from ._result import BulkResult, EmbeddedChunk
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def create_many(client: AligneAI, inputs: object, **kwargs: Any) -> BulkResult:
         job.close()
 
 
-class ChunkIterator:
+class ChunkIterator(ChunkProgress):
     """What ``embeddings.iter_many`` returns: an iterator of `EmbeddedChunk`, in input order.
 
     Leaving it early (``break``) is fine; `close` (or ``with``) stops the run at once.
@@ -178,36 +178,6 @@ class ChunkIterator:
             yield from self._job.ready()
         finally:
             self._job.close()
-
-    @property
-    def failed(self) -> tuple[int, ...]:
-        """Indexes of the inputs given up on so far (``on_error="skip"``), ascending."""
-        return self._job.failed_indexes
-
-    @property
-    def model(self) -> str | None:
-        """The model the server named in its answers so far (None before the first one)."""
-        return self._job.reported_model
-
-    @property
-    def requests(self) -> int:
-        """Requests sent so far."""
-        return self._job.scheduler.counters.requests
-
-    @property
-    def retries(self) -> int:
-        """Requests sent again so far."""
-        return self._job.scheduler.counters.retries
-
-    @property
-    def rate_limited(self) -> int:
-        """429 answers so far."""
-        return self._job.scheduler.counters.rate_limited
-
-    @property
-    def tokens(self) -> int:
-        """Tokens the server reported so far."""
-        return self._job.scheduler.counters.tokens
 
     def __iter__(self) -> ChunkIterator:
         return self
