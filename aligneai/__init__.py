@@ -49,9 +49,11 @@ from aligneai.core.options import Timeout
 from ._client import AligneAI
 from ._logging import setup_logging
 from ._raw_response import RawResponse
+from ._runner import SyncRunner
 
 if TYPE_CHECKING:
     from ._async_client import AsyncAligneAI
+    from ._async_runner import AsyncRunner
     from ._streaming import AsyncStream, Stream
     from .resources.embeddings import Embeddings
     from .resources.models import Models
@@ -64,6 +66,7 @@ __all__ = [
     "APITimeoutError",
     "AligneAI",
     "AsyncAligneAI",
+    "AsyncRunner",
     "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
@@ -87,6 +90,7 @@ __all__ = [
     "ResponseTooLargeError",
     "SSEDecodeError",
     "Stream",
+    "SyncRunner",
     "Timeout",
     "UnprocessableEntityError",
     "Usage",
@@ -110,6 +114,10 @@ def __getattr__(name: str) -> Any:
         from ._async_client import AsyncAligneAI
 
         return AsyncAligneAI
+    if name == "AsyncRunner":
+        from ._async_runner import AsyncRunner
+
+        return AsyncRunner
     if name in ("Stream", "AsyncStream"):
         from . import _streaming
 

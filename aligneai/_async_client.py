@@ -5,24 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Mapping
 from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Callable
 
 from aligneai.core.errors import InvalidArgumentTypeError
-from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
-from aligneai.transports._guard import aclose_quietly
-from aligneai.transports.async_driver import run_async
 from aligneai.transports.base import AsyncTransport
 from aligneai.transports.connection_limits import DEFAULT_ASYNC_MAX_CONNECTIONS
 
-from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
-from ._raw_response import RawResponse
+from ._async_runner import AsyncRunner
+from ._base_client import DEFAULT_TIMEOUT, BaseClient
 from .resources.embeddings import AsyncEmbeddings
 from .resources.models import AsyncModels
 
 __all__ = ["AsyncAligneAI"]
-
-T = TypeVar("T")
 
 
 class AsyncAligneAI(BaseClient):
@@ -72,45 +67,22 @@ class AsyncAligneAI(BaseClient):
         self._transport: AsyncTransport = transport or self._default_transport()
         self._sleep = _sleep
 
-    # Built on access rather than stored: a resource refers to its client, and a stored one
-    # would make a reference cycle that keeps a dropped client (and its pool) alive until the
-    # cycle collector runs, instead of freeing it at once.
+    # Built on access rather than stored: see `AligneAI.embeddings`.
     @property
     def embeddings(self) -> AsyncEmbeddings:
         """Create embeddings."""
-        return AsyncEmbeddings(self)
+        return AsyncEmbeddings(self.runner)
 
     @property
     def models(self) -> AsyncModels:
         """List and look up models."""
-        return AsyncModels(self)
+        return AsyncModels(self.runner)
 
-    # -- calls ------------------------------------------------------------------------------
-
-    async def _send(self, operation: Operation[Any], call_options: CallOptions) -> Any:
-        return await run_async(self._flow(operation, call_options), self._transport, self._sleep)
-
-    async def _call(self, operation: Operation[T], call_options: CallOptions) -> T:
-        result, response = await self._send(operation, call_options)
-        if response is not None:  # pragma: no cover - only stream operations leave it open
-            await response.aclose()
-        return parse_result(operation, result)
-
-    async def _call_raw(self, operation: Operation[T], call_options: CallOptions) -> RawResponse[T]:
-        result, response = await self._send(operation, call_options)
-        if response is not None:  # pragma: no cover
-            await response.aclose()
-        return RawResponse(operation, result)
-
-    async def _call_stream(self, operation: Operation[Any], call_options: CallOptions) -> Any:
-        from ._streaming import AsyncStream
-
-        result, response = await self._send(operation, call_options)
-        try:
-            return AsyncStream(result, response)
-        except BaseException:  # the stream never took the response over: release it here
-            await aclose_quietly(response)
-            raise
+    @property
+    def runner(self) -> AsyncRunner:
+        """What this client's resources call the API through; see `AligneAI.runner`."""
+        # Built per access, as in `AligneAI`: always this client's transport and settings.
+        return AsyncRunner(self._preparer, self._transport, self._sleep)
 
     # -- lifecycle --------------------------------------------------------------------------
 

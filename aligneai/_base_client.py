@@ -1,20 +1,16 @@
-"""What the sync and async clients share: settings, headers and the preparation of each call.
+"""What the sync and async clients share: settings, headers, copies and pickling.
 
-Both clients turn an `Operation` into a `PreparedCall` and a core request flow here; they
-differ only in the driver that performs the flow (`run_sync` or `run_async`).
+Each client hands its resources a runner (`aligneai._runner`) built from the `CallPreparer`
+kept here; the clients differ only in the runner's driver (`run_sync` or `run_async`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
-import time
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from aligneai.core.flow import Flow, FlowResult, PreparedCall, prepare_call, request_flow
-from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
@@ -23,13 +19,13 @@ from aligneai.core.options import (
     TimeoutLike,
     resolve_options,
 )
-from aligneai.core.parsing import parse_model
 from aligneai.core.request import base_headers, merge_headers
 from aligneai.core.system import current_platform
 
+from ._runner import CallPreparer
+
 __all__ = ["DEFAULT_TIMEOUT", "BaseClient"]
 
-T = TypeVar("T")
 _Client = TypeVar("_Client", bound="BaseClient")
 
 
@@ -53,7 +49,7 @@ class BaseClient:
     """Settings and call preparation shared by `AligneAI` and `AsyncAligneAI`."""
 
     _options: ClientOptions
-    _headers: Mapping[str, str]
+    _preparer: CallPreparer
 
     def __init__(
         self,
@@ -79,7 +75,8 @@ class BaseClient:
 
     def _set_options(self, options: ClientOptions) -> None:
         self._options = options
-        self._headers = base_headers(options, current_platform())
+        # Built once per client (and per copy): every call's runner starts from it.
+        self._preparer = CallPreparer(options, base_headers(options, current_platform()))
         _warn_if_plain_http(options.base_url)
 
     @property
@@ -158,27 +155,9 @@ class BaseClient:
         if self._transport is None:
             self._transport = self._default_transport()
 
-    def _flow(self, operation: Operation[Any], call_options: CallOptions) -> Flow:
-        # 128 random bits, as in a UUID4, at a fifth of uuid.uuid4()'s cost.
-        idempotency_key = "aligneai-" + os.urandom(16).hex() if operation.method == "POST" else None
-        prepared: PreparedCall = prepare_call(
-            self._options, self._headers, operation, call_options, idempotency_key=idempotency_key
-        )
-        return request_flow(
-            prepared, clock=time.monotonic, wall_clock=time.time, random=random.random
-        )
-
     def __repr__(self) -> str:
         # The API key never appears here.
         return f"{type(self).__name__}(base_url={self._options.base_url!r})"
-
-
-def parse_result(operation: Operation[T], result: FlowResult) -> T:
-    """Parse the body of a finished non-streaming flow into the operation's model."""
-    assert result.body is not None
-    if operation.parser is not None:
-        return operation.parser(result.head, result.body, result.request)
-    return parse_model(result.head, result.body, operation.response_type, result.request)
 
 
 def _warn_if_plain_http(base_url: str) -> None:

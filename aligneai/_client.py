@@ -5,23 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import Callable
 
-from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
-from aligneai.transports._guard import close_quietly
 from aligneai.transports.base import SyncTransport
 from aligneai.transports.connection_limits import DEFAULT_SYNC_MAX_CONNECTIONS
-from aligneai.transports.sync_driver import run_sync
 
-from ._base_client import DEFAULT_TIMEOUT, BaseClient, parse_result
-from ._raw_response import RawResponse
+from ._base_client import DEFAULT_TIMEOUT, BaseClient
+from ._runner import SyncRunner
 from .resources.embeddings import Embeddings
 from .resources.models import Models
 
 __all__ = ["AligneAI"]
-
-T = TypeVar("T")
 
 
 class AligneAI(BaseClient):
@@ -80,48 +75,31 @@ class AligneAI(BaseClient):
         self._transport: SyncTransport = transport or self._default_transport()
         self._sleep = _sleep
 
-    # Built on access rather than stored: a resource refers to its client, and a stored one
-    # would make a reference cycle that keeps a dropped client (and its pool) alive until the
-    # cycle collector runs, instead of freeing it at once.
+    # Built on access rather than stored: a stored resource would tie its runner to the
+    # settings of the moment; and nothing built here refers back to the client, so a dropped
+    # client (and its pool) is freed at once, not when the cycle collector runs.
     @property
     def embeddings(self) -> Embeddings:
         """Create embeddings."""
-        return Embeddings(self)
+        return Embeddings(self.runner)
 
     @property
     def models(self) -> Models:
         """List and look up models."""
-        return Models(self)
+        return Models(self.runner)
 
-    # -- calls ------------------------------------------------------------------------------
+    @property
+    def runner(self) -> SyncRunner:
+        """What this client's resources call the API through, with its settings and transport.
 
-    def _send(self, operation: Operation[Any], call_options: CallOptions) -> Any:
-        result, response = run_sync(
-            self._flow(operation, call_options), self._transport, self._sleep
-        )
-        return result, response
-
-    def _call(self, operation: Operation[T], call_options: CallOptions) -> T:
-        result, response = self._send(operation, call_options)
-        if response is not None:  # pragma: no cover - only stream operations leave it open
-            response.close()
-        return parse_result(operation, result)
-
-    def _call_raw(self, operation: Operation[T], call_options: CallOptions) -> RawResponse[T]:
-        result, response = self._send(operation, call_options)
-        if response is not None:  # pragma: no cover
-            response.close()
-        return RawResponse(operation, result)
-
-    def _call_stream(self, operation: Operation[Any], call_options: CallOptions) -> Any:
-        from ._streaming import Stream
-
-        result, response = self._send(operation, call_options)
-        try:
-            return Stream(result, response)
-        except BaseException:  # the stream never took the response over: release it here
-            close_quietly(response)
-            raise
+        ``runner.request(operation, call_options)`` performs an `aligneai.core` `Operation`
+        (retries, timeouts, errors and parsing included) and returns its typed result;
+        ``raw`` returns the `RawResponse`, ``stream`` a `Stream`. The way to call an endpoint
+        this library has no method for yet.
+        """
+        # Built per access (a few hundred nanoseconds) rather than stored, so that it always
+        # matches this client's current transport and settings (copies, unpickled clients).
+        return SyncRunner(self._preparer, self._transport, self._sleep)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The raw response of a call: status, headers and timings, with parsing on demand."""
+"""The raw response of a call (status, headers, timings) and the parsing of its body."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ from typing import Generic, TypeVar
 from aligneai.core.flow import FlowResult
 from aligneai.core.headers import Headers
 from aligneai.core.operations import Operation
+from aligneai.core.parsing import parse_model
 
-from ._base_client import parse_result
-
-__all__ = ["RawResponse"]
+__all__ = ["RawResponse", "parse_result"]
 
 T = TypeVar("T")
+
+
+def parse_result(operation: Operation[T], result: FlowResult) -> T:
+    """Parse the body of a finished non-streaming flow into the operation's model."""
+    assert result.body is not None
+    if operation.parser is not None:
+        return operation.parser(result.head, result.body, result.request)
+    return parse_model(result.head, result.body, operation.response_type, result.request)
 
 
 class RawResponse(Generic[T]):

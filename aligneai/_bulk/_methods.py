@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Callable, Literal, Union
 from aligneai.core.operations import MAX_INPUTS
 
 if TYPE_CHECKING:
-    from aligneai._async_client import AsyncAligneAI
-    from aligneai._client import AligneAI
+    from aligneai._async_runner import AsyncRunner
+    from aligneai._runner import SyncRunner
 
     from ._progress import ProgressEvent
     from ._result import BulkResult
@@ -31,7 +31,7 @@ OnError = Literal["raise", "skip"]
 class BulkEmbeddingsMixin:
     """``create_many`` and ``iter_many`` for ``client.embeddings`` (sync)."""
 
-    _client: AligneAI
+    _runner: SyncRunner
 
     def create_many(
         self,
@@ -104,7 +104,7 @@ class BulkEmbeddingsMixin:
         from ._run_sync import create_many
 
         return create_many(
-            self._client,
+            self._runner,
             inputs,
             model=model,
             dimensions=dimensions,
@@ -147,7 +147,7 @@ class BulkEmbeddingsMixin:
         from ._run_sync import iter_many
 
         return iter_many(
-            self._client,
+            self._runner,
             inputs,
             model=model,
             dimensions=dimensions,
@@ -164,7 +164,7 @@ class BulkEmbeddingsMixin:
 class AsyncBulkEmbeddingsMixin:
     """``create_many`` and ``iter_many`` for ``async_client.embeddings``."""
 
-    _client: AsyncAligneAI
+    _runner: AsyncRunner
 
     async def create_many(
         self,
@@ -237,7 +237,7 @@ class AsyncBulkEmbeddingsMixin:
         from ._run_async import create_many
 
         return await create_many(
-            self._client,
+            self._runner,
             inputs,
             model=model,
             dimensions=dimensions,
@@ -280,7 +280,7 @@ class AsyncBulkEmbeddingsMixin:
         from ._run_async import iter_many
 
         return iter_many(
-            self._client,
+            self._runner,
             inputs,
             model=model,
             dimensions=dimensions,

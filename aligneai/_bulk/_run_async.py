@@ -27,7 +27,7 @@ from ._job import CALL_OPTIONS, ChunkProgress, CreateManyJob, IterManyJob, Job
 from ._result import BulkResult, EmbeddedChunk
 
 if TYPE_CHECKING:
-    from aligneai._async_client import AsyncAligneAI
+    from aligneai._async_runner import AsyncRunner
 
 __all__ = ["CANCEL_GRACE", "DRAIN_GRACE", "AsyncChunkIterator", "create_many", "iter_many", "run"]
 
@@ -37,11 +37,11 @@ CANCEL_GRACE = 1.0
 DRAIN_GRACE = 30.0
 
 
-async def run(job: Job, client: AsyncAligneAI) -> AsyncGenerator[None, None]:
+async def run(job: Job, runner: AsyncRunner) -> AsyncGenerator[None, None]:
     """Drive ``job`` to the end; yields after each round of answers (for `iter_many`)."""
 
     async def send(batch: Batch) -> tuple[EmbeddingMatrix, Mapping[str, str]]:
-        raw = await client._call_raw(job.operation(batch), CALL_OPTIONS)
+        raw = await runner.raw(job.operation(batch), CALL_OPTIONS)
         return raw.parse(), raw.headers
 
     tasks: dict[asyncio.Future[Any], Batch] = {}
@@ -123,11 +123,11 @@ async def _drain(
             return
 
 
-async def create_many(client: AsyncAligneAI, inputs: object, **kwargs: Any) -> BulkResult:
+async def create_many(runner: AsyncRunner, inputs: object, **kwargs: Any) -> BulkResult:
     """``embeddings.create_many`` on the async client (arguments checked by the job)."""
     job = CreateManyJob(inputs, clock=time.monotonic, **kwargs)
     try:
-        async for _ in run(job, client):
+        async for _ in run(job, runner):
             pass
         return job.finish()
     finally:
@@ -140,20 +140,20 @@ class AsyncChunkIterator(ChunkProgress):
     Leaving it early is fine; `aclose` (or ``async with``) stops the run at once.
     """
 
-    def __init__(self, client: AsyncAligneAI, job: IterManyJob) -> None:
+    def __init__(self, runner: AsyncRunner, job: IterManyJob) -> None:
         self._job = job
-        self._chunks = self._generate(client)
+        self._chunks = self._generate(runner)
 
-    async def _generate(self, client: AsyncAligneAI) -> AsyncGenerator[EmbeddedChunk, None]:
-        runner = run(self._job, client)
+    async def _generate(self, runner: AsyncRunner) -> AsyncGenerator[EmbeddedChunk, None]:
+        steps = run(self._job, runner)
         try:
-            async for _ in runner:
+            async for _ in steps:
                 for chunk in self._job.ready():
                     yield chunk
             for chunk in self._job.ready():
                 yield chunk
         finally:
-            await runner.aclose()
+            await steps.aclose()
             self._job.close()
 
     def __aiter__(self) -> AsyncChunkIterator:
@@ -173,6 +173,6 @@ class AsyncChunkIterator(ChunkProgress):
         await self.aclose()
 
 
-def iter_many(client: AsyncAligneAI, inputs: object, **kwargs: Any) -> AsyncChunkIterator:
+def iter_many(runner: AsyncRunner, inputs: object, **kwargs: Any) -> AsyncChunkIterator:
     """``embeddings.iter_many`` on the async client: arguments are checked now."""
-    return AsyncChunkIterator(client, IterManyJob(inputs, clock=time.monotonic, **kwargs))
+    return AsyncChunkIterator(runner, IterManyJob(inputs, clock=time.monotonic, **kwargs))

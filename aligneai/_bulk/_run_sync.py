@@ -30,7 +30,7 @@ from ._job import CALL_OPTIONS, ChunkProgress, CreateManyJob, IterManyJob, Job
 from ._result import BulkResult, EmbeddedChunk
 
 if TYPE_CHECKING:
-    from aligneai._client import AligneAI
+    from aligneai._runner import SyncRunner
 
 __all__ = ["DRAIN_GRACE", "ChunkIterator", "create_many", "iter_many", "run"]
 
@@ -90,11 +90,11 @@ class _Workers:
             self._jobs.put(None)
 
 
-def run(job: Job, client: AligneAI) -> Generator[None, None, None]:
+def run(job: Job, runner: SyncRunner) -> Generator[None, None, None]:
     """Drive ``job`` to the end; yields after each round of answers (for `iter_many`)."""
 
     def send(batch: Batch) -> tuple[EmbeddingMatrix, Mapping[str, str]]:
-        raw = client._call_raw(job.operation(batch), CALL_OPTIONS)
+        raw = runner.raw(job.operation(batch), CALL_OPTIONS)
         return raw.parse(), raw.headers
 
     workers = _Workers(send, job.max_workers)
@@ -150,11 +150,11 @@ def _drain(job: Job, workers: _Workers) -> None:
             return
 
 
-def create_many(client: AligneAI, inputs: object, **kwargs: Any) -> BulkResult:
+def create_many(runner: SyncRunner, inputs: object, **kwargs: Any) -> BulkResult:
     """``embeddings.create_many`` on the sync client (arguments checked by the job)."""
     job = CreateManyJob(inputs, clock=time.monotonic, **kwargs)
     try:
-        for _ in run(job, client):
+        for _ in run(job, runner):
             pass
         return job.finish()
     finally:
@@ -167,13 +167,13 @@ class ChunkIterator(ChunkProgress):
     Leaving it early (``break``) is fine; `close` (or ``with``) stops the run at once.
     """
 
-    def __init__(self, client: AligneAI, job: IterManyJob) -> None:
+    def __init__(self, runner: SyncRunner, job: IterManyJob) -> None:
         self._job = job
-        self._chunks = self._generate(client)
+        self._chunks = self._generate(runner)
 
-    def _generate(self, client: AligneAI) -> Generator[EmbeddedChunk, None, None]:
+    def _generate(self, runner: SyncRunner) -> Generator[EmbeddedChunk, None, None]:
         try:
-            for _ in run(self._job, client):
+            for _ in run(self._job, runner):
                 yield from self._job.ready()
             yield from self._job.ready()
         finally:
@@ -196,6 +196,6 @@ class ChunkIterator(ChunkProgress):
         self.close()
 
 
-def iter_many(client: AligneAI, inputs: object, **kwargs: Any) -> ChunkIterator:
+def iter_many(runner: SyncRunner, inputs: object, **kwargs: Any) -> ChunkIterator:
     """``embeddings.iter_many`` on the sync client: arguments are checked now, not at ``next``."""
-    return ChunkIterator(client, IterManyJob(inputs, clock=time.monotonic, **kwargs))
+    return ChunkIterator(runner, IterManyJob(inputs, clock=time.monotonic, **kwargs))

@@ -66,7 +66,7 @@ def create_many(
 
     job = _job(texts, slot, kwargs)
     try:
-        for _ in run(job, client):
+        for _ in run(job, client.runner):
             pass
         return job.finish()
     finally:
@@ -82,7 +82,7 @@ async def acreate_many(
 
     job = _job(texts, slot, kwargs)
     try:
-        async for _ in run(job, client):
+        async for _ in run(job, client.runner):
             pass
         return job.finish()
     finally:

@@ -17,9 +17,9 @@ from aligneai.core.operations import (
 )
 from aligneai.core.options import TimeoutLike
 
+from ._base import AsyncAPIResource, SyncAPIResource
+
 if TYPE_CHECKING:
-    from aligneai._async_client import AsyncAligneAI
-    from aligneai._client import AligneAI
     from aligneai._raw_response import RawResponse
     from aligneai._streaming import AsyncStream, Stream
 
@@ -85,16 +85,13 @@ def _prepare_matrix(
     return operation, call_options
 
 
-class Embeddings(BulkEmbeddingsMixin):
+class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
     """Create embeddings with the synchronous client (``create_many``/``iter_many``: bulk)."""
-
-    def __init__(self, client: AligneAI) -> None:
-        self._client = client
 
     @property
     def with_raw_response(self) -> EmbeddingsWithRawResponse:
         """The same methods, returning a `RawResponse` (status, headers, timings, ``parse()``)."""
-        return EmbeddingsWithRawResponse(self._client)
+        return EmbeddingsWithRawResponse(self._runner)
 
     @overload
     def create(
@@ -182,9 +179,8 @@ class Embeddings(BulkEmbeddingsMixin):
             timeout, max_retries, extra_headers, extra_query, extra_body,
         )  # fmt: skip
         if operation.stream:
-            stream_result: Stream = self._client._call_stream(operation, call_options)
-            return stream_result
-        return self._client._call(operation, call_options)
+            return self._runner.stream(operation, call_options)
+        return self._runner.request(operation, call_options)
 
     def create_matrix(
         self,
@@ -207,14 +203,11 @@ class Embeddings(BulkEmbeddingsMixin):
         operation, call_options = _prepare_matrix(
             inputs, model, dimensions, timeout, max_retries, extra_headers, extra_query, extra_body
         )
-        return self._client._call(operation, call_options)
+        return self._runner.request(operation, call_options)
 
 
-class EmbeddingsWithRawResponse:
+class EmbeddingsWithRawResponse(SyncAPIResource):
     """``client.embeddings.with_raw_response``."""
-
-    def __init__(self, client: AligneAI) -> None:
-        self._client = client
 
     def create(
         self,
@@ -234,7 +227,7 @@ class EmbeddingsWithRawResponse:
             inputs, model, encoding_format, dimensions, False,
             timeout, max_retries, extra_headers, extra_query, extra_body,
         )  # fmt: skip
-        return self._client._call_raw(operation, call_options)
+        return self._runner.raw(operation, call_options)
 
     def create_matrix(
         self,
@@ -252,19 +245,16 @@ class EmbeddingsWithRawResponse:
         operation, call_options = _prepare_matrix(
             inputs, model, dimensions, timeout, max_retries, extra_headers, extra_query, extra_body
         )
-        return self._client._call_raw(operation, call_options)
+        return self._runner.raw(operation, call_options)
 
 
-class AsyncEmbeddings(AsyncBulkEmbeddingsMixin):
+class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
     """Create embeddings with the asynchronous client (``create_many``/``iter_many``: bulk)."""
-
-    def __init__(self, client: AsyncAligneAI) -> None:
-        self._client = client
 
     @property
     def with_raw_response(self) -> AsyncEmbeddingsWithRawResponse:
         """The same methods, returning a `RawResponse`."""
-        return AsyncEmbeddingsWithRawResponse(self._client)
+        return AsyncEmbeddingsWithRawResponse(self._runner)
 
     @overload
     async def create(
@@ -334,9 +324,8 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin):
             timeout, max_retries, extra_headers, extra_query, extra_body,
         )  # fmt: skip
         if operation.stream:
-            stream_result: AsyncStream = await self._client._call_stream(operation, call_options)
-            return stream_result
-        return await self._client._call(operation, call_options)
+            return await self._runner.stream(operation, call_options)
+        return await self._runner.request(operation, call_options)
 
     async def create_matrix(
         self,
@@ -359,14 +348,11 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin):
         operation, call_options = _prepare_matrix(
             inputs, model, dimensions, timeout, max_retries, extra_headers, extra_query, extra_body
         )
-        return await self._client._call(operation, call_options)
+        return await self._runner.request(operation, call_options)
 
 
-class AsyncEmbeddingsWithRawResponse:
+class AsyncEmbeddingsWithRawResponse(AsyncAPIResource):
     """``async_client.embeddings.with_raw_response``."""
-
-    def __init__(self, client: AsyncAligneAI) -> None:
-        self._client = client
 
     async def create(
         self,
@@ -386,7 +372,7 @@ class AsyncEmbeddingsWithRawResponse:
             inputs, model, encoding_format, dimensions, False,
             timeout, max_retries, extra_headers, extra_query, extra_body,
         )  # fmt: skip
-        return await self._client._call_raw(operation, call_options)
+        return await self._runner.raw(operation, call_options)
 
     async def create_matrix(
         self,
@@ -404,4 +390,4 @@ class AsyncEmbeddingsWithRawResponse:
         operation, call_options = _prepare_matrix(
             inputs, model, dimensions, timeout, max_retries, extra_headers, extra_query, extra_body
         )
-        return await self._client._call_raw(operation, call_options)
+        return await self._runner.raw(operation, call_options)

@@ -9,9 +9,9 @@ from aligneai.core.models import Model, ModelList
 from aligneai.core.operations import CallOptions, list_models, retrieve_model
 from aligneai.core.options import TimeoutLike
 
+from ._base import AsyncAPIResource, SyncAPIResource
+
 if TYPE_CHECKING:
-    from aligneai._async_client import AsyncAligneAI
-    from aligneai._client import AligneAI
     from aligneai._raw_response import RawResponse
 
 __all__ = ["AsyncModels", "AsyncModelsWithRawResponse", "Models", "ModelsWithRawResponse"]
@@ -31,16 +31,13 @@ def _options(
     )
 
 
-class Models:
+class Models(SyncAPIResource):
     """The models API, synchronous."""
-
-    def __init__(self, client: AligneAI) -> None:
-        self._client = client
 
     @property
     def with_raw_response(self) -> ModelsWithRawResponse:
         """The same methods, returning a `RawResponse` (status, headers, timings, ``parse()``)."""
-        return ModelsWithRawResponse(self._client)
+        return ModelsWithRawResponse(self._runner)
 
     def list(
         self,
@@ -51,7 +48,7 @@ class Models:
         extra_query: Mapping[str, Any] | None = None,
     ) -> ModelList:
         """Every model the API offers."""
-        return self._client._call(
+        return self._runner.request(
             list_models(),
             _options(timeout, max_retries, extra_headers, extra_query),
         )
@@ -66,22 +63,19 @@ class Models:
         extra_query: Mapping[str, Any] | None = None,
     ) -> Model:
         """One model by id; raises `NotFoundError` for an unknown id."""
-        return self._client._call(
+        return self._runner.request(
             retrieve_model(model_id),
             _options(timeout, max_retries, extra_headers, extra_query),
         )
 
 
-class AsyncModels:
+class AsyncModels(AsyncAPIResource):
     """The models API, asynchronous."""
-
-    def __init__(self, client: AsyncAligneAI) -> None:
-        self._client = client
 
     @property
     def with_raw_response(self) -> AsyncModelsWithRawResponse:
         """The same methods, returning a `RawResponse`."""
-        return AsyncModelsWithRawResponse(self._client)
+        return AsyncModelsWithRawResponse(self._runner)
 
     async def list(
         self,
@@ -92,7 +86,7 @@ class AsyncModels:
         extra_query: Mapping[str, Any] | None = None,
     ) -> ModelList:
         """Every model the API offers."""
-        return await self._client._call(
+        return await self._runner.request(
             list_models(),
             _options(timeout, max_retries, extra_headers, extra_query),
         )
@@ -107,17 +101,14 @@ class AsyncModels:
         extra_query: Mapping[str, Any] | None = None,
     ) -> Model:
         """One model by id; raises `NotFoundError` for an unknown id."""
-        return await self._client._call(
+        return await self._runner.request(
             retrieve_model(model_id),
             _options(timeout, max_retries, extra_headers, extra_query),
         )
 
 
-class ModelsWithRawResponse:
+class ModelsWithRawResponse(SyncAPIResource):
     """``client.models.with_raw_response``."""
-
-    def __init__(self, client: AligneAI) -> None:
-        self._client = client
 
     def list(
         self,
@@ -128,7 +119,7 @@ class ModelsWithRawResponse:
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[ModelList]:
         """Like `Models.list`, returning the `RawResponse`."""
-        return self._client._call_raw(
+        return self._runner.raw(
             list_models(), _options(timeout, max_retries, extra_headers, extra_query)
         )
 
@@ -142,16 +133,13 @@ class ModelsWithRawResponse:
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[Model]:
         """Like `Models.retrieve`, returning the `RawResponse`."""
-        return self._client._call_raw(
+        return self._runner.raw(
             retrieve_model(model_id), _options(timeout, max_retries, extra_headers, extra_query)
         )
 
 
-class AsyncModelsWithRawResponse:
+class AsyncModelsWithRawResponse(AsyncAPIResource):
     """``async_client.models.with_raw_response``."""
-
-    def __init__(self, client: AsyncAligneAI) -> None:
-        self._client = client
 
     async def list(
         self,
@@ -162,7 +150,7 @@ class AsyncModelsWithRawResponse:
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[ModelList]:
         """Like `AsyncModels.list`, returning the `RawResponse`."""
-        return await self._client._call_raw(
+        return await self._runner.raw(
             list_models(), _options(timeout, max_retries, extra_headers, extra_query)
         )
 
@@ -176,6 +164,6 @@ class AsyncModelsWithRawResponse:
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[Model]:
         """Like `AsyncModels.retrieve`, returning the `RawResponse`."""
-        return await self._client._call_raw(
+        return await self._runner.raw(
             retrieve_model(model_id), _options(timeout, max_retries, extra_headers, extra_query)
         )

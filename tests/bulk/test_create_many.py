@@ -42,12 +42,12 @@ def expected(texts: Iterable[str]) -> Any:
 
 class _Sync(BulkEmbeddingsMixin):
     def __init__(self, client: AligneAI) -> None:
-        self._client = client
+        self._runner = client.runner
 
 
 class _Async(AsyncBulkEmbeddingsMixin):
     def __init__(self, client: AsyncAligneAI) -> None:
-        self._client = client
+        self._runner = client.runner
 
 
 def bulk_sync(client: AligneAI) -> Any:
@@ -423,7 +423,7 @@ spec = json.loads(sys.argv[1])
 
 class Bulk(BulkEmbeddingsMixin):
     def __init__(self, client):
-        self._client = client
+        self._runner = client.runner
 
 
 texts = (f"text {i} of the corpus" for i in range(spec["n"]))

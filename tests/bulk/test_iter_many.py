@@ -30,12 +30,12 @@ def expected(texts: list[str]) -> Any:
 
 class _Sync(BulkEmbeddingsMixin):
     def __init__(self, client: AligneAI) -> None:
-        self._client = client
+        self._runner = client.runner
 
 
 class _Async(AsyncBulkEmbeddingsMixin):
     def __init__(self, client: AsyncAligneAI) -> None:
-        self._client = client
+        self._runner = client.runner
 
 
 def bulk_sync(client: AligneAI) -> Any:

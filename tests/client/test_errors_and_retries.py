@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from werkzeug.wrappers import Response
 
-import aligneai._base_client
+import aligneai._runner
 from aligneai import (
     APIConnectionError,
     APIError,
@@ -536,7 +536,7 @@ def sleep_clock(api, monkeypatch):
     (real seconds), at least 0.6 s in the tests below.
     """
     fake_time = SimpleNamespace(monotonic=lambda: 1000.0 + sum(api.sleeps), time=time.time)
-    monkeypatch.setattr(aligneai._base_client, "time", fake_time)
+    monkeypatch.setattr(aligneai._runner, "time", fake_time)
     return api
 
 

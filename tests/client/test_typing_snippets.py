@@ -1,9 +1,11 @@
 """Typing test (issue 12 item 12): user code type-checks under ``mypy --strict``.
 
 `SNIPPET` is what a user writes: ``create(stream=flag)`` with a plain ``bool``, raw responses
-of every resource, case-insensitive header reads. Lines marked ``# E`` must be errors (so the
-types are precise, not ``Any``); every other line must pass. mypy cannot see through the
-editable install's import hook: `_search_path` shows it the package as a wheel would.
+of every resource, case-insensitive header reads, an operation run through ``client.runner``
+(issue 13 item 2: the seam between resources and clients is typed, not ``Any``). Lines marked
+``# E`` must be errors (so the types are precise, not ``Any``); every other line must pass.
+mypy cannot see through the editable install's import hook: `_search_path` shows it the
+package as a wheel would.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ SNIPPET = textwrap.dedent(
     import aligneai
     from aligneai import (
         AligneAI, AsyncAligneAI, AsyncStream, CreateEmbeddingResponse, EmbeddingMatrix, Headers,
-        Model, ModelList, RawResponse, Stream,
+        Model, ModelList, RawResponse, Stream, SyncRunner,
     )
+    from aligneai.core import CallOptions, list_models, retrieve_model
 
 
     def sync_calls(client: AligneAI, flag: bool) -> None:
@@ -50,6 +53,10 @@ SNIPPET = textwrap.dedent(
         except aligneai.APIStatusError as err:
             retry_after: str | None = err.headers.get("Retry-After")
             err_headers: Headers = err.headers
+        runner: SyncRunner = client.runner
+        ran: ModelList = runner.request(list_models(), CallOptions())
+        ran_raw: RawResponse[Model] = runner.raw(retrieve_model("m"), CallOptions())
+        ran_wrong: Model = runner.request(list_models(), CallOptions())  # E
 
 
     async def async_calls(client: AsyncAligneAI, flag: bool) -> None:
@@ -65,6 +72,9 @@ SNIPPET = textwrap.dedent(
             await client.embeddings.with_raw_response.create_matrix(inputs=["x"])
         )
         content_type: str | None = listed.headers.get("Content-Type")
+        ran: ModelList = await client.runner.request(list_models(), CallOptions())
+        got = await client.runner.request(retrieve_model("m"), CallOptions())
+        ran_wrong: RawResponse[Model] = got  # E
     """
 )
 

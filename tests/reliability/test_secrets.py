@@ -205,7 +205,7 @@ def test_client_reprs_hide_the_key(server: LocalServer, ssl_context: ssl.SSLCont
     sync_client = _sync_client(server.url, ssl_context)
     async_client = _async_client(server.url, ssl_context)
     # Positive control: the clients do hold the key (what is checked below is not vacuous).
-    assert sync_client._headers["Authorization"] == f"Bearer {KEY}"
+    assert sync_client._preparer.headers["Authorization"] == f"Bearer {KEY}"
     for client in (sync_client, async_client):
         for where, text in (
             ("repr(client)", repr(client)),
