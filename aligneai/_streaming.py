@@ -13,13 +13,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import Any
 
+from aligneai.core.embedding_stream import EmbeddingStreamDecoder, assemble_response
 from aligneai.core.errors import APIError
 from aligneai.core.failures import TransportError, to_api_error
 from aligneai.core.flow import FlowResult
 from aligneai.core.headers import Headers
 from aligneai.core.models import CreateEmbeddingResponse, Embedding, Usage
 from aligneai.core.request import Request
-from aligneai.core.streaming import EmbeddingStreamDecoder, assemble_response
 from aligneai.transports._guard import aclose_quietly, close_quietly, stray_failure
 from aligneai.transports.base import AsyncResponse, SyncResponse
 

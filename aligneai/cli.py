@@ -38,7 +38,7 @@ from aligneai.core.errors import (
     InvalidArgumentValueError,
     MissingAPIKeyError,
 )
-from aligneai.core.operations import MAX_INPUTS
+from aligneai.core.wire import MAX_INPUTS
 
 if TYPE_CHECKING:  # the bulk machinery (and numpy) loads only when a run needs it
     from aligneai.bulk import BulkResult, ProgressEvent

@@ -9,7 +9,7 @@ from aligneai.core.models import (
     ModelList,
     Usage,
 )
-from aligneai.core.operations import EncodingFormat
+from aligneai.core.wire import EncodingFormat
 
 __all__ = [
     "CreateEmbeddingResponse",

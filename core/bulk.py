@@ -45,9 +45,9 @@ from .errors import (
     InvalidArgumentTypeError,
     InvalidArgumentValueError,
 )
-from .operations import MAX_INPUTS
 from .ratecontrol import RateController
 from .retry import RetryPolicy, backoff_delay, parse_retry_after
+from .wire import MAX_INPUTS
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",

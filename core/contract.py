@@ -1,81 +1,21 @@
-"""The API's wire contract as data: the OpenAPI 3.1 document shipped with the package.
+"""Deprecated: the OpenAPI loader moved to `aligneai.testing.contract`; this module goes away.
 
-``openapi.json`` (package data next to this module) describes the REST API v1 that the models,
-the converter and the local test server implement. This module only reads it; it validates
-nothing itself, so the core needs no JSON Schema library. Tests pair it with one::
-
-    from jsonschema import Draft202012Validator
-    from aligneai.core.contract import schema_for
-
-    Draft202012Validator(schema_for("CreateEmbeddingResponse")).validate(payload)
+Only contract tests read the document, so the code that reads it left the runtime core.
+Importing this module warns `DeprecationWarning` and hands out the same functions as the new one.
 """
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib.resources import files
-from typing import Any
+import warnings
+
+# The one import of the kit from the core, allowed by tools/check_architecture.py for this
+# deprecated module only (it is what keeps the old import path working).
+from aligneai.testing.contract import JSON_SCHEMA_DIALECT, load_openapi, schema_for
 
 __all__ = ["JSON_SCHEMA_DIALECT", "load_openapi", "schema_for"]
 
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-_COMPONENT_PREFIX = "#/components/schemas/"
-_DEFS_PREFIX = "#/$defs/"
-
-
-@lru_cache(maxsize=1)
-def _document_text() -> str:
-    return files("aligneai.core").joinpath("openapi.json").read_text(encoding="utf-8")
-
-
-def load_openapi() -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document of the API (a fresh copy each call: safe to mutate)."""
-    document: dict[str, Any] = json.loads(_document_text())
-    return document
-
-
-def _rewrite_refs(node: Any, found: set[str]) -> Any:
-    """Copy ``node`` with component ``$ref``s pointed at ``$defs``; collect the names used."""
-    if isinstance(node, dict):
-        result: dict[str, Any] = {}
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and value.startswith(_COMPONENT_PREFIX):
-                name = value[len(_COMPONENT_PREFIX) :]
-                found.add(name)
-                result[key] = _DEFS_PREFIX + name
-            else:
-                result[key] = _rewrite_refs(value, found)
-        return result
-    if isinstance(node, list):
-        return [_rewrite_refs(item, found) for item in node]
-    return node
-
-
-def schema_for(name: str) -> dict[str, Any]:
-    """Return a self-contained JSON Schema (draft 2020-12) for the component schema ``name``.
-
-    The component's ``$ref``s to other components point into the result's own ``$defs``, which
-    holds every component it needs (directly or not), so any 2020-12 validator can use it alone.
-    Raises `KeyError` (naming the known components) for an unknown ``name``.
-    """
-    components: dict[str, Any] = load_openapi()["components"]["schemas"]
-    if name not in components:
-        raise KeyError(f"no component schema {name!r}; known: {', '.join(sorted(components))}")
-    used: set[str] = set()
-    schema: dict[str, Any] = {"$schema": JSON_SCHEMA_DIALECT}
-    schema.update(_rewrite_refs(components[name], used))
-    defs: dict[str, Any] = {}
-    pending = sorted(used)
-    while pending:
-        dependency = pending.pop()
-        if dependency in defs:
-            continue
-        if dependency not in components:
-            raise KeyError(f"component {name!r} refers to a missing schema {dependency!r}")
-        more: set[str] = set()
-        defs[dependency] = _rewrite_refs(components[dependency], more)
-        pending.extend(sorted(more - defs.keys()))
-    if defs:
-        schema["$defs"] = dict(sorted(defs.items()))
-    return schema
+warnings.warn(
+    "aligneai.core.contract is deprecated; import from aligneai.testing.contract instead",
+    DeprecationWarning,
+    stacklevel=2,
+)

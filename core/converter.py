@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import math
 import sys
+import warnings
 from array import array
 from functools import cache
 from operator import attrgetter
@@ -206,7 +207,15 @@ def fast_converter() -> cattrs.Converter:
     return make_converter(strict=False, detailed=False)
 
 
-@cache
 def strict_converter() -> cattrs.Converter:
-    """A converter that also rejects unknown fields (for contract tests)."""
+    """Deprecated: use `aligneai.testing.contract.strict_converter` (it moved to the testing kit).
+
+    Returns a converter that also rejects unknown fields, and warns `DeprecationWarning`.
+    """
+    warnings.warn(
+        "aligneai.core.converter.strict_converter is deprecated; use "
+        "aligneai.testing.contract.strict_converter instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return make_converter(strict=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 from .headers import Headers
+from .wire import REQUEST_ID
 
 if TYPE_CHECKING:
     from .request import Request
@@ -187,7 +188,7 @@ class APIStatusError(APIError):
         super().__init__(message, request=request)
         self.status_code = status_code
         self.headers = Headers(headers)
-        self.request_id = self.headers.get("x-request-id")
+        self.request_id = self.headers.get(REQUEST_ID)
         self.body = body
         self.type = type
         self.code = code

@@ -80,10 +80,10 @@ class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSO
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form as plain dicts and lists (a deep copy, safe to mutate)."""
-        from .converter import default_converter
-
-        result: dict[str, Any] = default_converter().unstructure(self)
-        return result
+        # Walks the fields itself rather than asking the converter: the converter is built on
+        # the models, so the models must not depend on it.
+        names, values = _wire_fields(type(self))
+        return {name: _plain(value) for name, value in zip(names, values(self))}
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The wire form as a JSON string."""
@@ -92,6 +92,18 @@ class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSO
 
 def _rebuild_model(cls: type[WireModel], fields: dict[str, Any]) -> WireModel:
     return cls(**fields)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with models turned into plain dicts and lists copied (the wire form)."""
+    if isinstance(value, WireModel):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        # A model's list holds models (data) or numbers (a vector: one C-level copy).
+        if value and isinstance(value[0], WireModel):
+            return [item.to_dict() for item in value]
+        return list(value)
+    return value
 
 
 @attrs.frozen(kw_only=True)

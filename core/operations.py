@@ -13,7 +13,7 @@ import numbers
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -32,6 +32,7 @@ from .options import (
 from .parsing import EmbeddingsParser, parse_model_answer, parse_model_list
 from .request import Request
 from .response import ResponseHead
+from .wire import MAX_INPUTS, EncodingFormat
 
 if TYPE_CHECKING:
     from .matrix import EmbeddingMatrix
@@ -50,8 +51,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-MAX_INPUTS = 2048
-EncodingFormat = Literal["float", "base64"]
 # base64 is a quarter of the size of float JSON and decodes faster; the client turns it back
 # into floats, so callers see the same values either way.
 DEFAULT_ENCODING_FORMAT: EncodingFormat = "base64"

@@ -57,6 +57,14 @@ from typing import Optional
 import attrs
 
 from .batching import DEFAULT_TOKENS_PER_CHAR
+from .wire import (
+    RATELIMIT_LIMIT_REQUESTS,
+    RATELIMIT_LIMIT_TOKENS,
+    RATELIMIT_REMAINING_REQUESTS,
+    RATELIMIT_REMAINING_TOKENS,
+    RATELIMIT_RESET_REQUESTS,
+    RATELIMIT_RESET_TOKENS,
+)
 
 __all__ = [
     "DECREASE_FACTOR",
@@ -152,12 +160,12 @@ class RateLimitInfo:
 def parse_rate_limit_headers(headers: Mapping[str, str]) -> RateLimitInfo:
     """Read ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (lower-case names)."""
     return RateLimitInfo(
-        limit_requests=_count(headers.get("x-ratelimit-limit-requests")),
-        remaining_requests=_count(headers.get("x-ratelimit-remaining-requests")),
-        reset_requests=parse_duration(headers.get("x-ratelimit-reset-requests")),
-        limit_tokens=_count(headers.get("x-ratelimit-limit-tokens")),
-        remaining_tokens=_count(headers.get("x-ratelimit-remaining-tokens")),
-        reset_tokens=parse_duration(headers.get("x-ratelimit-reset-tokens")),
+        limit_requests=_count(headers.get(RATELIMIT_LIMIT_REQUESTS)),
+        remaining_requests=_count(headers.get(RATELIMIT_REMAINING_REQUESTS)),
+        reset_requests=parse_duration(headers.get(RATELIMIT_RESET_REQUESTS)),
+        limit_tokens=_count(headers.get(RATELIMIT_LIMIT_TOKENS)),
+        remaining_tokens=_count(headers.get(RATELIMIT_REMAINING_TOKENS)),
+        reset_tokens=parse_duration(headers.get(RATELIMIT_RESET_TOKENS)),
     )
 
 

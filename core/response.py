@@ -10,6 +10,7 @@ from ._json import loads
 from .errors import APIStatusError, status_error_class
 from .headers import Headers
 from .request import Request
+from .wire import REQUEST_ID
 
 __all__ = ["ResponseHead", "decode_error_body", "make_status_error"]
 
@@ -28,7 +29,7 @@ class ResponseHead:
     @property
     def request_id(self) -> str | None:
         """The server's ``x-request-id`` for this response, if it sent one."""
-        return self.headers.get("x-request-id")
+        return self.headers.get(REQUEST_ID)
 
     @property
     def is_success(self) -> bool:

@@ -15,6 +15,7 @@ import attrs
 
 from .failures import TransportError
 from .response import ResponseHead
+from .wire import RETRY_AFTER, RETRY_AFTER_MS, SHOULD_RETRY
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -85,7 +86,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     ``retry-after-ms`` wins over ``retry-after``; ``retry-after`` is seconds or an HTTP-date
     (compared with ``now``, a Unix timestamp). A date in the past means "now" (0 s).
     """
-    ms = headers.get("retry-after-ms")
+    ms = headers.get(RETRY_AFTER_MS)
     if ms is not None:
         try:
             value = float(ms) / 1000.0
@@ -93,7 +94,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
             value = math.nan
         if math.isfinite(value) and value >= 0:
             return value
-    raw = headers.get("retry-after")
+    raw = headers.get(RETRY_AFTER)
     if raw is None:
         return None
     raw = raw.strip()
@@ -116,7 +117,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
 
 
 def _should_retry_status(head: ResponseHead) -> tuple[bool, str]:
-    override = head.headers.get("x-should-retry", "").strip().lower()
+    override = head.headers.get(SHOULD_RETRY, "").strip().lower()
     if override == "true":
         return True, "the server sent x-should-retry: true"
     if override == "false":

@@ -31,6 +31,7 @@ from aligneai.core.errors import (
 from aligneai.core.matrix import EmbeddingMatrix
 from aligneai.core.models import Usage
 from aligneai.core.operations import CallOptions, Operation, create_embedding_matrix
+from aligneai.core.wire import REQUEST_ID
 
 from ._result import BulkResult, EmbeddedChunk
 
@@ -261,7 +262,7 @@ class Job:
             raise APIResponseValidationError(
                 f"the server answered inputs [{batch.start}, {batch.stop}) with {problem}",
                 status_code=200,
-                request_id=headers.get("x-request-id"),
+                request_id=headers.get(REQUEST_ID),
             )
         self.reported_model = answer.model
         self.width = width

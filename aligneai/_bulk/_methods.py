@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Callable, Literal, Union
 
-from aligneai.core.operations import MAX_INPUTS
+from aligneai.core.wire import MAX_INPUTS
 
 if TYPE_CHECKING:
     from aligneai._async_runner import AsyncRunner

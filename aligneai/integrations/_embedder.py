@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aligneai.core.bulk import validate_bulk_arguments
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
-from aligneai.core.operations import MAX_INPUTS
+from aligneai.core.wire import MAX_INPUTS
 
 from ._carry import RateSlot, create_many
 

@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, for type checkers; at runtime `__getattr__` loads them
-    from aligneai.testing._contract import count_tokens
+    from aligneai.testing._api import count_tokens
     from aligneai.testing._embedder import cosine_similarity, embed
     from aligneai.testing._faults import (
         AnyFault,
@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 _MODULES = {
-    "count_tokens": "_contract",
+    "count_tokens": "_api",
     "cosine_similarity": "_embedder",
     "embed": "_embedder",
     "LocalServer": "_server",

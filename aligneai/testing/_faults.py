@@ -28,7 +28,8 @@ from typing import Any, ClassVar, Optional, TypeVar, Union, get_args
 import attrs
 
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
-from aligneai.testing import _contract
+from aligneai.core.wire import RETRY_AFTER, RETRY_AFTER_MS, SHOULD_RETRY
+from aligneai.testing import _api
 
 __all__ = [
     "AnyFault",
@@ -166,11 +167,11 @@ def _retry_headers(
     pairs = []
     if retry_after is not None:
         value = retry_after if isinstance(retry_after, str) else _format_number(retry_after)
-        pairs.append(("retry-after", value))
+        pairs.append((RETRY_AFTER, value))
     if retry_after_ms is not None:
-        pairs.append(("retry-after-ms", _format_number(retry_after_ms)))
+        pairs.append((RETRY_AFTER_MS, _format_number(retry_after_ms)))
     if should_retry is not None:
-        pairs.append(("x-should-retry", "true" if should_retry else "false"))
+        pairs.append((SHOULD_RETRY, "true" if should_retry else "false"))
     return tuple(pairs)
 
 
@@ -180,7 +181,7 @@ def _encode_body(body: BodyLike) -> bytes:
     if isinstance(body, str):
         return body.encode("utf-8")
     if isinstance(body, Mapping):
-        return _contract.encode_json(dict(body))
+        return _api.encode_json(dict(body))
     raise InvalidArgumentTypeError(
         "body", f"expected bytes, str or a JSON object (dict), got {type(body).__name__}"
     )
@@ -191,7 +192,7 @@ def _short_bytes(value: bytes) -> str:
 
 
 def _default_error_body(fault: StatusFault) -> bytes:
-    return _contract.encode_json(_contract.default_error_payload(fault.status_code))
+    return _api.encode_json(_api.default_error_payload(fault.status_code))
 
 
 _F = TypeVar("_F", bound="Fault")

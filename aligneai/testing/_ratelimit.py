@@ -22,6 +22,17 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aligneai.core.wire import (
+    RATELIMIT_LIMIT_REQUESTS,
+    RATELIMIT_LIMIT_TOKENS,
+    RATELIMIT_REMAINING_REQUESTS,
+    RATELIMIT_REMAINING_TOKENS,
+    RATELIMIT_RESET_REQUESTS,
+    RATELIMIT_RESET_TOKENS,
+    RETRY_AFTER,
+    RETRY_AFTER_MS,
+)
+
 __all__ = [
     "BURST_FRACTION",
     "RateDecision",
@@ -37,6 +48,12 @@ BURST_FRACTION = 1.0 / 6.0
 # Float sums of refills can land a hair below the exact level; a client that waited exactly
 # the reported time must be admitted.
 _EPSILON = 1e-9
+
+# A budget's name -> its limit, remaining and reset header names.
+_HEADER_NAMES = {
+    "requests": (RATELIMIT_LIMIT_REQUESTS, RATELIMIT_REMAINING_REQUESTS, RATELIMIT_RESET_REQUESTS),
+    "tokens": (RATELIMIT_LIMIT_TOKENS, RATELIMIT_REMAINING_TOKENS, RATELIMIT_RESET_TOKENS),
+}
 
 _Headers = tuple[tuple[str, str], ...]
 
@@ -163,9 +180,10 @@ class RateLimiter:
     def _headers(self, now: float) -> _Headers:
         pairs: list[tuple[str, str]] = []
         for name, bucket in self._buckets.items():
-            pairs.append((f"x-ratelimit-limit-{name}", _format_limit(bucket.per_minute)))
-            pairs.append((f"x-ratelimit-remaining-{name}", str(bucket.remaining(now))))
-            pairs.append((f"x-ratelimit-reset-{name}", format_reset(bucket.until_full(now))))
+            limit, remaining, reset = _HEADER_NAMES[name]
+            pairs.append((limit, _format_limit(bucket.per_minute)))
+            pairs.append((remaining, str(bucket.remaining(now))))
+            pairs.append((reset, format_reset(bucket.until_full(now))))
         return tuple(pairs)
 
     def refill(self, now: float) -> None:
@@ -182,4 +200,4 @@ def _format_limit(per_minute: float) -> str:
 def retry_after_headers(seconds: float) -> Sequence[tuple[str, str]]:
     """``retry-after`` (whole seconds, rounded up: RFC 9110) and ``retry-after-ms`` (precise)."""
     millis = max(1, math.ceil(seconds * 1000.0 - _EPSILON))
-    return (("retry-after", str(math.ceil(millis / 1000.0))), ("retry-after-ms", str(millis)))
+    return ((RETRY_AFTER, str(math.ceil(millis / 1000.0))), (RETRY_AFTER_MS, str(millis)))

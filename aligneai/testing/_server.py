@@ -8,7 +8,7 @@ and tests can run it in a background thread::
         server.enqueue(StatusFault(503).with_headers(retry_after=0), NoFault())
         ...
 
-What it answers lives in `_contract` (pure functions); this module adds sockets, keep-alive,
+What it answers lives in `_api` (pure functions); this module adds sockets, keep-alive,
 chunked event streams, request recording and the faults of `_faults`.
 """
 
@@ -36,7 +36,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from aligneai.core._version import __version__
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
-from aligneai.testing import _contract
+from aligneai.core.wire import (
+    EVENT_DONE,
+    EVENT_EMBEDDING,
+    EVENT_ERROR,
+    EVENT_STREAM_CONTENT_TYPE,
+    REQUEST_ID,
+)
+from aligneai.testing import _api
 from aligneai.testing._faults import (
     ContractViolation,
     Delay,
@@ -243,8 +250,8 @@ _Events = Callable[[list[Any], Any], list[bytes]]
 
 def _events(items: list[Any], done: Any) -> list[bytes]:
     """The normal stream: one ``embedding`` event per item, then ``done``."""
-    events = [_sse("embedding", _contract.encode_json(item)) for item in items]
-    events.append(_sse("done", _contract.encode_json(done)))
+    events = [_sse(EVENT_EMBEDDING, _api.encode_json(item)) for item in items]
+    events.append(_sse(EVENT_DONE, _api.encode_json(done)))
     return events
 
 
@@ -258,9 +265,9 @@ def _cut_events(after_items: int, items: list[Any], done: Any) -> list[bytes]:
 def _error_events(fault: SseErrorEvent, items: list[Any], done: Any) -> list[bytes]:
     """``after_items`` embedding events, then the ``error`` event instead of the rest."""
     code = fault.status_code
-    data = {"error": _contract.default_error_payload(code, fault.message)["error"], "status": code}
+    data = {"error": _api.default_error_payload(code, fault.message)["error"], "status": code}
     kept = _events(items, done)[: min(fault.after_items, len(items))]
-    return [*kept, _sse("error", _contract.encode_json(data))]
+    return [*kept, _sse(EVENT_ERROR, _api.encode_json(data))]
 
 
 def _shuffled_events(seed: int, items: list[Any], done: Any) -> list[bytes]:
@@ -269,18 +276,18 @@ def _shuffled_events(seed: int, items: list[Any], done: Any) -> list[bytes]:
     return _events(shuffled, done)
 
 
-def _truncated_json(answer: _contract.JsonAnswer) -> bytes:
-    full = _contract.encode_json(answer.payload)
+def _truncated_json(answer: _api.JsonAnswer) -> bytes:
+    full = _api.encode_json(answer.payload)
     return full[: len(full) // 2]
 
 
-def _contract_violation(answer: _contract.JsonAnswer) -> bytes:
+def _contract_violation(answer: _api.JsonAnswer) -> bytes:
     source = answer.payload if answer.status == 200 else {}
-    return _contract.encode_json(contract_violation_payload(source))
+    return _api.encode_json(contract_violation_payload(source))
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serves one connection: keep-alive requests, each answered by `_contract` and a fault."""
+    """Serves one connection: keep-alive requests, each answered by `_api` and a fault."""
 
     protocol_version = "HTTP/1.1"
     server_version = f"aligneai-local/{__version__}"
@@ -289,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Per request: the limiter's headers once it decided (else a snapshot is sent), and the
     # embeddings request it admitted (which gets the configured latency).
     _limit_headers: _Headers | None = None
-    _admitted: _contract.EmbeddingRequest | None = None
+    _admitted: _api.EmbeddingRequest | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -310,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Answer protocol errors found by `http.server` (bad request line...) in contract JSON."""
         self.close_connection = True
-        body = _contract.encode_json(_contract.default_error_payload(code, message))
+        body = _api.encode_json(_api.default_error_payload(code, message))
         self._send_head(code, "application/json", len(body), (("Connection", "close"),))
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -350,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         defaults: list[tuple[str, str]] = [("Content-Type", content_type)]
         if length is not None:
             defaults.append(("Content-Length", str(length)))
-        defaults.append(("x-request-id", "req_" + uuid.uuid4().hex))
+        defaults.append((REQUEST_ID, "req_" + uuid.uuid4().hex))
         state = self.server.state
         limits = self._limit_headers
         if limits is None and state.limiter is not None:
@@ -476,7 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"The request body exceeds {state.max_body_bytes} bytes."
             if isinstance(exc, _BadFraming):
                 status, code, message = 400, "invalid_framing", str(exc)
-            payload = _contract.error_payload(status, message, code=code)
+            payload = _api.error_payload(status, message, code=code)
             self._send_json(status, payload, (("Connection", "close"),))
             self._lingering_close()
             return
@@ -500,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(fault.status_code, fault.content_type, fault.body, extra)
         elif isinstance(fault, HtmlFault):
             page = _HTML_PAGE.format(
-                code=fault.status_code, phrase=_contract.status_phrase(fault.status_code)
+                code=fault.status_code, phrase=_api.status_phrase(fault.status_code)
             )
             self._send_bytes(fault.status_code, "text/html", page.encode("utf-8"), extra)
         elif isinstance(fault, DropBeforeHeaders):
@@ -552,26 +559,26 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:
             return
         write = write if write is not None else self._write_all
-        if isinstance(answer, _contract.StreamAnswer):
+        if isinstance(answer, _api.StreamAnswer):
             self._send_stream(answer, extra, write, events, cut_off)
         else:
-            body = _contract.encode_json(answer.payload)
+            body = _api.encode_json(answer.payload)
             self._send_bytes(answer.status, "application/json", body, answer.headers + extra, write)
 
     def _answer_broken(
-        self, request: _Request, extra: _Headers, corrupt: Callable[[_contract.JsonAnswer], bytes]
+        self, request: _Request, extra: _Headers, corrupt: Callable[[_api.JsonAnswer], bytes]
     ) -> None:
         """Answer 200 JSON with what ``corrupt`` makes of the normal answer (streams included)."""
         answer = self._contract_answer(request)
         if answer is None:
             return
-        as_json = answer.as_json() if isinstance(answer, _contract.StreamAnswer) else answer
+        as_json = answer.as_json() if isinstance(answer, _api.StreamAnswer) else answer
         self._send_bytes(200, "application/json", corrupt(as_json), extra)
 
-    def _contract_answer(self, request: _Request) -> _contract.Answer | None:
+    def _contract_answer(self, request: _Request) -> _api.Answer | None:
         """The contract's answer (admission and latency included); None when stopping."""
         state = self.server.state
-        answer = _contract.answer(
+        answer = _api.answer(
             self.command,
             request.path,
             request.headers,
@@ -585,7 +592,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return answer
 
-    def _admit(self, request: _contract.EmbeddingRequest | None, tokens: int) -> None:
+    def _admit(self, request: _api.EmbeddingRequest | None, tokens: int) -> None:
         """Charge the rate limiter for one authorised request, or refuse it with 429."""
         state = self.server.state
         if state.limiter is not None:
@@ -599,7 +606,7 @@ class _Handler(BaseHTTPRequestHandler):
                     + (f", this request needs {tokens})" if name == "tokens" else ")")
                     for name in decision.limited_by
                 )
-                raise _contract.ApiError(
+                raise _api.ApiError(
                     429,
                     f"Rate limit reached for {what}; "
                     f"retry in {format_reset(decision.retry_after)}.",
@@ -625,7 +632,7 @@ class _Handler(BaseHTTPRequestHandler):
     # -- writing --------------------------------------------------------------------------
 
     def _send_json(self, status: int, payload: Any, headers: _Headers) -> None:
-        self._send_bytes(status, "application/json", _contract.encode_json(payload), headers)
+        self._send_bytes(status, "application/json", _api.encode_json(payload), headers)
 
     def _send_bytes(
         self,
@@ -643,7 +650,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_stream(
         self,
-        answer: _contract.StreamAnswer,
+        answer: _api.StreamAnswer,
         headers: _Headers,
         write: _Writer,
         events: _Events,
@@ -656,7 +663,7 @@ class _Handler(BaseHTTPRequestHandler):
             stream_headers.append(("Transfer-Encoding", "chunked"))
         else:
             self.close_connection = True
-        self._send_head(200, "text/event-stream", None, [*stream_headers, *headers])
+        self._send_head(200, EVENT_STREAM_CONTENT_TYPE, None, [*stream_headers, *headers])
         if self.command == "HEAD":
             return
         sse = events(list(answer.items), answer.done)
@@ -810,9 +817,9 @@ def _fault_path(path: object) -> str | None:
         raise InvalidArgumentValueError(
             "path", f"expected an endpoint path such as '/embeddings', got {path!r}"
         )
-    prefix = _contract.API_PREFIX
+    prefix = _api.API_PREFIX
     full = path if path == prefix or path.startswith(prefix + "/") else prefix + path
-    if not _contract.is_known_path(full):
+    if not _api.is_known_path(full):
         raise InvalidArgumentValueError(
             "path",
             f"{path!r} is not an endpoint of the API, so no request would take the fault; "
@@ -947,7 +954,7 @@ class LocalServer:
     @property
     def url(self) -> str:
         """The API base URL, e.g. ``http://127.0.0.1:54321/v1`` (only while running)."""
-        return f"http://{_url_host(self._host)}:{self.port}{_contract.API_PREFIX}"
+        return f"http://{_url_host(self._host)}:{self.port}{_api.API_PREFIX}"
 
     @property
     def api_key(self) -> str | None:

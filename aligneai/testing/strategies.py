@@ -40,8 +40,20 @@ from aligneai.core.models import (
     Usage,
     WireModel,
 )
-from aligneai.core.operations import MAX_INPUTS, EncodingFormat
-from aligneai.testing import _contract
+from aligneai.core.wire import (
+    EVENT_DONE,
+    EVENT_EMBEDDING,
+    EVENT_ERROR,
+    MAX_INPUTS,
+    RATELIMIT_LIMIT_REQUESTS,
+    RATELIMIT_LIMIT_TOKENS,
+    RATELIMIT_REMAINING_REQUESTS,
+    RATELIMIT_REMAINING_TOKENS,
+    RATELIMIT_RESET_REQUESTS,
+    RATELIMIT_RESET_TOKENS,
+    EncodingFormat,
+)
+from aligneai.testing import _api
 from aligneai.testing._embedder import to_base64
 from aligneai.testing._ratelimit import format_reset, retry_after_headers
 
@@ -72,7 +84,7 @@ _INT64_MAX = 2**63 - 1
 _ID_ALPHABET = string.ascii_lowercase + string.digits + "-._:"
 
 _MODEL_IDS = st.one_of(
-    st.sampled_from(sorted(_contract.MODELS)),
+    st.sampled_from(sorted(_api.MODELS)),
     st.text(_ID_ALPHABET, min_size=1, max_size=40),
 )
 _BOOLEANS = st.booleans()
@@ -212,7 +224,7 @@ def _request_bodies(
     stream: bool | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"inputs": draw(input_values)}
-    size = known.get(_contract.DEFAULT_MODEL, 0)
+    size = known.get(_api.DEFAULT_MODEL, 0)
     if not may_omit_model or draw(_BOOLEANS):
         model_id = draw(model_ids)
         body["model"] = model_id
@@ -245,7 +257,7 @@ def embedding_request_bodies(
             assert requests.post(url, json=body, headers=auth).status_code == 200
     """
     if models is None:
-        known = {model_id: info.dimensions for model_id, info in _contract.MODELS.items()}
+        known = {model_id: info.dimensions for model_id, info in _api.MODELS.items()}
         may_omit = True
     else:
         known = dict(models)
@@ -557,9 +569,7 @@ _PARAMS = st.none() | st.sampled_from(["inputs", "model", "dimensions", "encodin
 
 @st.composite
 def _error_payload(draw: st.DrawFn, status: int, extra_fields: bool) -> dict[str, Any]:
-    payload = _contract.error_payload(
-        status, draw(_MESSAGES), code=draw(_CODES), param=draw(_PARAMS)
-    )
+    payload = _api.error_payload(status, draw(_MESSAGES), code=draw(_CODES), param=draw(_PARAMS))
     if extra_fields:
         payload = _with_extras(draw, payload)
         payload["error"] = _with_extras(draw, payload["error"])
@@ -639,7 +649,7 @@ def _streams(
     response = draw(responses)
     items = list(response.data)
     events: list[tuple[str, dict[str, Any]]] = [
-        ("embedding", to_wire(item, encoding_format)) for item in items
+        (EVENT_EMBEDDING, to_wire(item, encoding_format)) for item in items
     ]
     done: EmbeddingStreamDone | None = None
     error_data: dict[str, Any] | None = None
@@ -647,10 +657,10 @@ def _streams(
         cut = draw(_int_range(0, len(items)))
         status = draw(_STREAM_ERROR_STATUSES)
         error_data = {"error": draw(_error_payloads(status, False))["error"], "status": status}
-        items, events = items[:cut], [*events[:cut], ("error", error_data)]
+        items, events = items[:cut], [*events[:cut], (EVENT_ERROR, error_data)]
     else:
         done = EmbeddingStreamDone(model=response.model, usage=response.usage)
-        events.append(("done", to_wire(done)))
+        events.append((EVENT_DONE, to_wire(done)))
     text = "".join(_frame(event, data, draw(_STYLES) if varied else 0) for event, data in events)
     prefix = "\ufeff" if varied and draw(_BOOLEANS) else ""
     body = (prefix + text).encode("utf-8")
@@ -696,16 +706,25 @@ def _rate_limit_headers(
     draw: st.DrawFn, requests: bool | None, tokens: bool | None, retry: bool
 ) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for kind, present in (("requests", requests), ("tokens", tokens)):
+    budgets = (
+        (
+            requests,
+            RATELIMIT_LIMIT_REQUESTS,
+            RATELIMIT_REMAINING_REQUESTS,
+            RATELIMIT_RESET_REQUESTS,
+        ),
+        (tokens, RATELIMIT_LIMIT_TOKENS, RATELIMIT_REMAINING_TOKENS, RATELIMIT_RESET_TOKENS),
+    )
+    for present, limit_name, remaining_name, reset_name in budgets:
         if present is None:
             present = draw(_BOOLEANS)
         if not present:
             continue
         limit = draw(st.integers(1, 10**9))
-        headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(draw(st.integers(0, limit)))
+        headers[limit_name] = str(limit)
+        headers[remaining_name] = str(draw(st.integers(0, limit)))
         reset = draw(st.floats(0.0, 3600.0, allow_nan=False, allow_infinity=False))
-        headers[f"x-ratelimit-reset-{kind}"] = format_reset(reset)
+        headers[reset_name] = format_reset(reset)
     if retry:
         wait = draw(st.floats(0.001, 120.0, allow_nan=False, allow_infinity=False))
         headers.update(retry_after_headers(wait))

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from aligneai.core.contract import load_openapi
 from aligneai.testing import LocalServer
+from aligneai.testing.contract import load_openapi
 
 KEY = "sk-fuzz"
 MAX_EXAMPLES = 40

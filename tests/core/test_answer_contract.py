@@ -26,6 +26,7 @@ from aligneai.core.answer_contract import (
     usage_problem,
 )
 from aligneai.core.converter import check_vector
+from aligneai.core.embedding_stream import EmbeddingStreamDecoder, contract_of
 from aligneai.core.errors import APIResponseValidationError
 from aligneai.core.operations import (
     create_embedding_matrix,
@@ -35,7 +36,6 @@ from aligneai.core.operations import (
 )
 from aligneai.core.request import Request, encode_json_body
 from aligneai.core.response import ResponseHead
-from aligneai.core.streaming import EmbeddingStreamDecoder, contract_of
 
 HEAD = ResponseHead(200, {"x-request-id": "req-1"})
 

@@ -28,8 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, ValidationError
 
-from aligneai.core.contract import load_openapi, schema_for
-from aligneai.core.converter import default_converter, make_converter, strict_converter
+from aligneai.core.converter import default_converter, make_converter
+from aligneai.core.embedding_stream import EmbeddingStreamDecoder
 from aligneai.core.errors import APIStatusError
 from aligneai.core.models import (
     CreateEmbeddingResponse,
@@ -44,9 +44,10 @@ from aligneai.core.operations import MAX_INPUTS, EncodingFormat, create_embeddin
 from aligneai.core.response import ResponseHead, make_status_error
 from aligneai.core.retry import parse_retry_after
 from aligneai.core.sse import SSEDecoder
-from aligneai.core.streaming import EmbeddingStreamDecoder
-from aligneai.testing import Fault, LocalServer, _contract
+from aligneai.core.wire import EMBEDDING_REQUEST_FIELDS, ENCODING_FORMATS
+from aligneai.testing import Fault, LocalServer, _api
 from aligneai.testing import strategies as ast
+from aligneai.testing.contract import load_openapi, schema_for, strict_converter
 
 DOC = load_openapi()
 SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
@@ -310,9 +311,9 @@ def test_server_stream_error_event(server: LocalServer) -> None:
 
 def test_server_models(server: LocalServer) -> None:
     [(_, listing)] = check_answer(_http(server, "GET", "/v1/models"), LIST)
-    assert {m["id"] for m in listing["data"]} == set(_contract.MODELS)
+    assert {m["id"] for m in listing["data"]} == set(_api.MODELS)
     strict_converter().structure(listing, ModelList)
-    for model_id in _contract.MODELS:
+    for model_id in _api.MODELS:
         [(_, model)] = check_answer(_http(server, "GET", f"/v1/models/{model_id}"), RETRIEVE)
         assert strict_converter().structure(model, Model).id == model_id
 
@@ -612,7 +613,7 @@ def test_error_payload_strategy(data: st.DataObject) -> None:
 @given(body=ast.embedding_request_bodies(stream=None))
 def test_request_body_strategy(body: dict[str, Any]) -> None:
     validator("EmbeddingRequest").validate(body)
-    parsed = _contract.parse_embedding_request(json.dumps(body).encode())  # the server takes it
+    parsed = _api.parse_embedding_request(json.dumps(body).encode())  # the server takes it
     assert parsed.stream is body.get("stream", False)
 
 
@@ -750,12 +751,12 @@ def test_schema_matches_model(name: str) -> None:
 
 def test_request_schema_matches_server_and_core() -> None:
     request = SCHEMAS["EmbeddingRequest"]
-    assert set(request["properties"]) == set(_contract._EMBEDDING_FIELDS)
+    assert set(request["properties"]) == EMBEDDING_REQUEST_FIELDS
     assert request["required"] == ["inputs"]
     formats = request["properties"]["encoding_format"]["enum"]
-    assert formats == list(_contract._ENCODING_FORMATS) == list(typing.get_args(EncodingFormat))
+    assert formats == list(ENCODING_FORMATS) == list(typing.get_args(EncodingFormat))
     batch = request["properties"]["inputs"]["oneOf"][1]
-    assert batch["maxItems"] == MAX_INPUTS == _contract.MAX_INPUTS
+    assert batch["maxItems"] == MAX_INPUTS == _api.MAX_INPUTS
     # `dimensions` is bounded per model: one if/then rule per model of the server's table.
     bounds = {}
     for rule in request["allOf"]:
@@ -765,12 +766,12 @@ def test_request_schema_matches_server_and_core() -> None:
         model_id = named["properties"]["model"]["const"]
         bounds[model_id] = rule["then"]["properties"]["dimensions"]["maximum"]
         if "anyOf" in condition:  # the rule that also covers an omitted `model`
-            assert model_id == _contract.DEFAULT_MODEL
-    assert bounds == {model.id: model.dimensions for model in _contract.MODELS.values()}
+            assert model_id == _api.DEFAULT_MODEL
+    assert bounds == {model.id: model.dimensions for model in _api.MODELS.values()}
     error = SCHEMAS["Error"]
-    assert set(error["properties"]) == set(_contract.error_payload(400, "m")["error"])
+    assert set(error["properties"]) == set(_api.error_payload(400, "m")["error"])
     # Each status the server types specially is documented explicitly (it never sends 403/409).
-    statuses = set(_contract.ERROR_TYPES)
+    statuses = set(_api.ERROR_TYPES)
     assert statuses - {403, 409} <= {
         int(s) for s in DOC["paths"]["/embeddings"]["post"]["responses"] if s.isdigit()
     }
@@ -851,8 +852,8 @@ def near_valid_bodies(draw: st.DrawFn) -> dict[str, Any]:
 
 def _server_accepts_shape(body: dict[str, Any]) -> bool:
     try:
-        _contract.parse_embedding_request(json.dumps(body).encode())
-    except _contract.ApiError as exc:
+        _api.parse_embedding_request(json.dumps(body).encode())
+    except _api.ApiError as exc:
         if exc.code != "model_not_found":
             return False
     else:
@@ -862,10 +863,8 @@ def _server_accepts_shape(body: dict[str, Any]) -> bool:
     # ask again with a known model; only its bound on `dimensions` is not the schema's (the
     # schema bounds `dimensions` by the known models only).
     try:
-        _contract.parse_embedding_request(
-            json.dumps({**body, "model": "aligne-embed-large"}).encode()
-        )
-    except _contract.ApiError as exc:
+        _api.parse_embedding_request(json.dumps({**body, "model": "aligne-embed-large"}).encode())
+    except _api.ApiError as exc:
         return exc.code == "dimensions_too_large"
     return True
 

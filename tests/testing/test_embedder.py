@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aligneai.testing import _embedder
-from aligneai.testing._contract import count_tokens
+from aligneai.testing._api import count_tokens
 from aligneai.testing._embedder import cosine_similarity, embed, from_base64, to_base64
 
 texts = st.text(min_size=1, max_size=200)

@@ -122,7 +122,7 @@ def test_the_plugin_imports_nothing_of_the_kit(tmp_path: Path) -> None:
         "import sys, threading, pytest; before = threading.active_count();"
         f"import {PLUGIN};"
         "kit = ['http.server', 'socketserver', 'aligneai.testing._server',"
-        " 'aligneai.testing._faults', 'aligneai.testing._contract', 'aligneai.testing._embedder'];"
+        " 'aligneai.testing._faults', 'aligneai.testing._api', 'aligneai.testing._embedder'];"
         "print(sorted(m for m in kit if m in sys.modules), threading.active_count() - before)"
     )
     output = subprocess.run(

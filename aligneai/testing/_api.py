@@ -1,4 +1,4 @@
-"""The AligneAI REST API v1 wire contract, as pure functions: validation, routing and answers.
+"""The AligneAI REST API v1 as pure functions: routing, validation and answers (no IO).
 
 `answer` maps one HTTP request (method, path, headers, body) to the answer the real API gives,
 without doing any IO, so the local server only adds sockets and fault injection around it.
@@ -28,10 +28,17 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Optional, Union, get_args
+from typing import Any, Optional, Union
 from urllib.parse import unquote
 
-from aligneai.core.operations import MAX_INPUTS, EncodingFormat
+from aligneai.core.wire import (
+    API_PREFIX,
+    EMBEDDING_REQUEST_FIELDS,
+    EMBEDDINGS_PATH,
+    ENCODING_FORMATS,
+    MAX_INPUTS,
+    MODELS_PATH,
+)
 from aligneai.testing import _embedder
 
 __all__ = [
@@ -64,9 +71,8 @@ __all__ = [
 
 JsonObject = dict[str, Any]
 
-API_PREFIX = "/v1"
-# MAX_INPUTS (re-exported) and the encoding formats are the core's: one definition of the
-# wire contract for the client and this fake server.
+# API_PREFIX and MAX_INPUTS (re-exported), the request's fields and the encoding formats are
+# the core's (aligneai.core.wire): one definition of the wire for the client and this server.
 
 TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
 """The documented tokenizer of ``usage``: a token is a run of word characters or one symbol."""
@@ -100,8 +106,6 @@ MODELS: Mapping[str, ModelInfo] = {
 }
 DEFAULT_MODEL = "aligne-embed-small"
 
-_EMBEDDING_FIELDS = frozenset({"inputs", "model", "encoding_format", "dimensions", "stream"})
-_ENCODING_FORMATS: tuple[str, ...] = get_args(EncodingFormat)
 
 ERROR_TYPES: Mapping[int, str] = {
     400: "invalid_request_error",
@@ -310,7 +314,7 @@ def _parse_dimensions(data: JsonObject) -> int:
 def parse_embedding_request(body: bytes) -> EmbeddingRequest:
     """Validate a ``POST /v1/embeddings`` body, raising `ApiError` (400/404/422) on failure."""
     data = _decode_json_object(body)
-    unknown = sorted(set(data) - _EMBEDDING_FIELDS)
+    unknown = sorted(set(data) - EMBEDDING_REQUEST_FIELDS)
     if unknown:
         raise ApiError(
             400,
@@ -333,11 +337,11 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
     encoding_format = data.get("encoding_format", "float")
     if not isinstance(encoding_format, str):
         raise _invalid_type("encoding_format", "string", encoding_format)
-    if encoding_format not in _ENCODING_FORMATS:
+    if encoding_format not in ENCODING_FORMATS:
         raise ApiError(
             400,
             f"Invalid value for 'encoding_format': {encoding_format!r} "
-            f"(expected {' or '.join(map(repr, _ENCODING_FORMATS))}).",
+            f"(expected {' or '.join(map(repr, ENCODING_FORMATS))}).",
             code="invalid_value",
             param="encoding_format",
         )
@@ -451,11 +455,11 @@ def _models_answer(model_id: str | None) -> JsonAnswer:
 def _endpoint(path: str) -> tuple[str, str | None] | None:
     """Return (the method it takes, model id) for a known path (with ``/v1``), else None."""
     parts = path.split("/")
-    if path == API_PREFIX + "/embeddings":
+    if path == API_PREFIX + EMBEDDINGS_PATH:
         return ("POST", None)
-    if path == API_PREFIX + "/models":
+    if path == API_PREFIX + MODELS_PATH:
         return ("GET", None)
-    if len(parts) == 4 and path.startswith(API_PREFIX + "/models/") and parts[3]:
+    if len(parts) == 4 and path.startswith(API_PREFIX + MODELS_PATH + "/") and parts[3]:
         return ("GET", unquote(parts[3]))
     return None
 
