@@ -136,7 +136,9 @@ def _structure_list_of(converter: cattrs.Converter, item: type[T]) -> Callable[[
     # get_structure_hook() is cattrs >= 24.1; the dispatcher below is what it wraps.
     legacy: Any = converter
     get_hook = getattr(converter, "get_structure_hook", None)
-    item_hook = get_hook(item) if get_hook else legacy._structure_func.dispatch(item)
+    if get_hook is None:
+        get_hook = legacy._structure_func.dispatch  # private-ok: cattrs < 24.1 has no public one
+    item_hook = get_hook(item)
 
     def structure(value: Any, _: Any) -> list[T]:
         if type(value) is not list:

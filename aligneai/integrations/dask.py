@@ -57,7 +57,7 @@ def embed_dataframe(ddf: Any, embedder: Embedder | None = None, **settings: Any)
     pd = importlib.import_module("pandas")  # comes with dask.dataframe
 
     embedder = _embedder(embedder, settings)
-    meta = ddf._meta.copy()  # the empty frame Dask keeps as every partition's model
+    meta = ddf._meta.copy()  # private-ok: the empty frame Dask keeps as every partition's model
     meta[embedder.embedding_column] = pd.Series([], dtype=object, index=meta.index)
     return ddf.map_partitions(embedder, meta=meta)
 
