@@ -92,8 +92,8 @@ SHIMS = {
 }
 
 #: Whether a private name crossing a module boundary fails the check (True) or is only reported.
-#: Off until the owners of the remaining findings (the resources' ``client._call*`` and the
-#: options' helpers) have removed them; then switch it on.
+#: Off until the owners of the remaining findings (the options' helpers that core/operations.py
+#: imports) have removed them; then switch it on.
 ENFORCE_PRIVATE_NAMES = False
 
 #: A comment that excuses one line from the private-name rule: for another library's private
