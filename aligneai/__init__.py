@@ -45,6 +45,7 @@ from aligneai.core.models import (
     Usage,
 )
 from aligneai.core.options import Timeout
+from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 
 from ._client import AligneAI
 from ._logging import setup_logging
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .resources.models import Models
 
 __all__ = [
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
@@ -84,6 +86,7 @@ __all__ = [
     "Model",
     "ModelList",
     "NotFoundError",
+    "NotGiven",
     "PermissionDeniedError",
     "RateLimitError",
     "RawResponse",

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from aligneai.core.errors import InvalidArgumentTypeError
 from aligneai.core.options import (
+    DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_READ_TIMEOUT,
     ClientOptions,
+    HeaderOverrides,
     Timeout,
     TimeoutLike,
     resolve_options,
+    validate_header_overrides,
 )
-from aligneai.core.request import base_headers, merge_headers
+from aligneai.core.request import base_headers, pop_header, set_header
+from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 from aligneai.core.system import current_platform
 
 from ._runner import CallPreparer
@@ -28,20 +33,10 @@ __all__ = ["DEFAULT_TIMEOUT", "BaseClient"]
 
 _Client = TypeVar("_Client", bound="BaseClient")
 
-
-class _Keep:
-    """Marks an argument of ``with_options`` that was not given."""
-
-    def __repr__(self) -> str:
-        return "<keep>"
-
-
-_KEEP: Any = _Keep()
-_KEEP_DEFAULT: Any = _KEEP
-
 logger = logging.getLogger("aligneai")
 
-DEFAULT_TIMEOUT = Timeout()
+# Every field written: passed per call or to with_options, it restores all three defaults.
+DEFAULT_TIMEOUT = Timeout(connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT, total=None)
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -58,7 +53,7 @@ class BaseClient:
         base_url: str | None = None,
         timeout: TimeoutLike = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
+        default_headers: HeaderOverrides | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._set_options(
@@ -97,18 +92,29 @@ class BaseClient:
     def _derived_options(
         self,
         *,
-        timeout: TimeoutLike | object,
-        max_retries: int | object,
-        default_headers: Mapping[str, str] | object,
+        timeout: TimeoutLike | NotGiven,
+        max_retries: int | NotGiven,
+        default_headers: HeaderOverrides | NotGiven,
     ) -> ClientOptions:
         changes: dict[str, Any] = {}
-        if timeout is not _KEEP:
-            changes["timeout"] = Timeout.coerce(timeout)  # type: ignore[arg-type]
-        if max_retries is not _KEEP:
-            changes["max_retries"] = max_retries
-        if default_headers is not _KEEP:
-            merged = dict(self._options.default_headers)
-            merge_headers(merged, default_headers or {})  # type: ignore[arg-type]
+        if timeout is not NOT_GIVEN:
+            changes["timeout"] = self._options.timeout.merge(timeout)
+        if max_retries is not NOT_GIVEN:
+            changes["max_retries"] = max_retries  # validated by ClientOptions
+        if default_headers is not NOT_GIVEN:
+            if default_headers is None:
+                # It used to keep the headers; "no default headers" would be as plausible.
+                raise InvalidArgumentTypeError(
+                    "default_headers",
+                    "expected a mapping, got None; omit the argument (or pass NOT_GIVEN) to "
+                    "keep the client's default headers, or map a name to None to remove it",
+                )
+            extra = validate_header_overrides(default_headers, "default_headers")
+            merged: dict[str, str | None] = dict(self._options.default_headers)
+            for name, value in extra.items():
+                # Remember a removal: the field may be one of the library's own headers.
+                pop_header(merged, name)  # type: ignore[arg-type]
+                set_header(merged, name, value)  # type: ignore[arg-type]
             changes["default_headers"] = merged
         return self._options.replace(**changes)
 
@@ -124,14 +130,25 @@ class BaseClient:
     def with_options(
         self: _Client,
         *,
-        timeout: TimeoutLike = _KEEP_DEFAULT,
-        max_retries: int = _KEEP_DEFAULT,
-        default_headers: Mapping[str, str] | None = _KEEP_DEFAULT,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        default_headers: HeaderOverrides | NotGiven = NOT_GIVEN,
     ) -> _Client:
         """A client with some settings changed that shares this one's connection pool.
 
-        This client is left unchanged. Closing the copy does not close the shared pool;
-        closing the original does.
+        Args:
+            timeout: applied over this client's timeout, field by field (`Timeout.merge`): a
+                number sets the read limit (capping connect) and keeps the ``total`` deadline;
+                None removes the read limit only; a `Timeout` replaces the fields written in
+                it (``Timeout(total=None)`` drops the deadline).
+            max_retries: the copy's retry count.
+            default_headers: merged over this client's default headers, whatever the case of
+                the names; a None value removes that field from the copy's requests (the
+                library's own headers too, e.g. ``{"X-AligneAI-OS": None}``). None itself is
+                refused: it is unclear whether it would keep or clear the headers.
+
+        An argument left out (`NOT_GIVEN`) keeps this client's setting. This client is left
+        unchanged. Closing the copy does not close the shared pool; closing the original does.
         """
         copy = object.__new__(type(self))
         copy.__dict__.update(self.__dict__)

@@ -40,9 +40,11 @@ from .options import ClientOptions, Timeout, resolve_options
 from .parsing import parse_model
 from .request import Request, base_headers
 from .response import ResponseHead
+from .sentinels import NOT_GIVEN, NotGiven
 from .system import current_platform
 
 __all__ = [
+    "NOT_GIVEN",
     "APIError",
     "Action",
     "BodyBuffer",
@@ -55,6 +57,7 @@ __all__ = [
     "FlowResult",
     "Model",
     "ModelList",
+    "NotGiven",
     "Operation",
     "Outcome",
     "PreparedCall",

@@ -36,11 +36,13 @@ from .request import (
     canonicalize_headers,
     encode_json_body,
     join_url,
-    merge_headers,
+    pop_header,
     redact_headers,
+    set_header,
 )
 from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
+from .sentinels import NOT_GIVEN, NotGiven
 
 __all__ = [
     "Action",
@@ -113,18 +115,31 @@ def prepare_call(
 
     ``headers`` are the client's base headers (see `base_headers`); ``idempotency_key`` is
     used on POST only, and must be fresh for each call (the facade makes a UUID).
+
+    Each override in ``call_options`` that is `NOT_GIVEN` keeps the client's value. A timeout
+    is applied over the client's with `Timeout.merge` (a number keeps the ``total`` deadline).
+    ``extra_headers`` replace the client's fields of the same name (any case); a None value
+    removes the field, and ``{"Idempotency-Key": None}`` sends no idempotency key.
     """
     call_headers: Mapping[str, str] = headers
     # `headers` went through canonicalize_headers(): a key of another case cannot be in it.
     if call_options.extra_headers or "Idempotency-Key" in headers:
         changed = dict(headers)
-        merge_headers(changed, call_options.extra_headers)
+        removed = False
+        for name, value in call_options.extra_headers.items():
+            if value is None:
+                pop_header(changed, name)
+                removed = removed or name.lower() == "idempotency-key"
+            else:
+                set_header(changed, name, value)
         canonicalize_headers(changed)
         # A caller's own Idempotency-Key (any spelling) replaces the generated one, on every
-        # retry.
+        # retry; removing it sends none.
         callers_key = changed.pop("Idempotency-Key", None)
         if callers_key is not None:
             idempotency_key = callers_key
+        elif removed:
+            idempotency_key = None
         call_headers = changed
     # else: shared as they are; build_request() copies them for each attempt.
     if operation.query or call_options.extra_query:
@@ -139,9 +154,15 @@ def prepare_call(
         headers=call_headers,
         body=None if operation.body is None else encode_json_body(operation.body),
         stream=operation.stream,
-        timeout=call_options.timeout or options.timeout,
+        timeout=(
+            options.timeout
+            if call_options.timeout is NOT_GIVEN
+            else options.timeout.merge(call_options.timeout)
+        ),
         max_retries=(
-            options.max_retries if call_options.max_retries is None else call_options.max_retries
+            options.max_retries
+            if isinstance(call_options.max_retries, NotGiven)
+            else call_options.max_retries
         ),
         max_response_bytes=options.max_response_bytes,
         idempotency_key=idempotency_key if operation.method == "POST" else None,

@@ -13,7 +13,7 @@ import numbers
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
 from urllib.parse import quote
 
 import attrs
@@ -22,16 +22,19 @@ from .answer_contract import AnswerContract
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from .models import CreateEmbeddingResponse, Model, ModelList
 from .options import (
+    HeaderOverrides,
     Timeout,
     TimeoutLike,
-    _is_bool,
-    _validate_max_retries,
+    is_bool,
     validate_count,
-    validate_headers,
+    validate_header_overrides,
+    validate_max_retries,
+    validate_timeout,
 )
 from .parsing import EmbeddingsParser, parse_model_answer, parse_model_list
 from .request import Request
 from .response import ResponseHead
+from .sentinels import NOT_GIVEN, NotGiven
 from .wire import MAX_INPUTS, EncodingFormat
 
 if TYPE_CHECKING:
@@ -113,7 +116,7 @@ def _json_value(value: object, path: str, depth: int = 0) -> Any:
     if isinstance(value, str):
         _check_text(value, path)
         return str(value)
-    if _is_bool(value):  # numpy's bool
+    if is_bool(value):  # numpy's bool
         return bool(value)
     if isinstance(value, numbers.Integral):
         number = int(value)
@@ -164,7 +167,7 @@ def _query_scalar(value: object, where: str) -> str | int | float | bool:
     if isinstance(value, str):
         _check_text(value, where)
         return value
-    if _is_bool(value):
+    if is_bool(value):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -182,35 +185,53 @@ def _query_scalar(value: object, where: str) -> str | int | float | bool:
 
 @attrs.frozen
 class CallOptions:
-    """Per-call overrides of the client's settings (None keeps the client's value)."""
+    """Per-call overrides of the client's settings; `NOT_GIVEN` keeps the client's value.
 
-    timeout: Optional[Timeout] = None  # noqa: UP045
-    max_retries: Optional[int] = None  # noqa: UP045
-    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+    Attributes:
+        timeout: applied over the client's timeout by `Timeout.merge`: a number sets the read
+            limit (and caps connect) but keeps the client's ``total`` deadline; None removes
+            the read limit only; a `Timeout` replaces the fields written in its constructor
+            call (``Timeout(total=None)`` drops the deadline); `NOT_GIVEN` keeps it all.
+        max_retries: the retry count for this call; `NOT_GIVEN` keeps the client's.
+        extra_headers: merged over the client's headers, whatever the case of the names; a
+            None value removes that field for this call (``{"Idempotency-Key": None}``: the
+            call sends no idempotency key).
+        extra_query: added to the URL's query.
+    """
+
+    timeout: Union[Timeout, float, NotGiven, None] = NOT_GIVEN  # noqa: UP007 - attrs, 3.9
+    max_retries: Union[int, NotGiven] = NOT_GIVEN  # noqa: UP007
+    extra_headers: HeaderOverrides = attrs.field(factory=dict)
     extra_query: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def from_arguments(
         cls,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: HeaderOverrides | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> CallOptions:
-        """Validate a call's keyword arguments, naming the bad one."""
+        """Validate a call's keyword arguments, naming the bad one.
+
+        ``max_retries=None`` is refused (it used to mean "keep the client's setting"): leave
+        the argument out, or pass `NOT_GIVEN`, to keep it.
+        """
         if (
-            timeout is None
-            and max_retries is None
+            timeout is NOT_GIVEN
+            and max_retries is NOT_GIVEN
             and extra_headers is None
             and extra_query is None
             and cls is CallOptions
         ):
             return _NO_OVERRIDES  # the usual call: one shared, immutable value
         return cls(
-            timeout=None if timeout is None else Timeout.coerce(timeout),
-            max_retries=None if max_retries is None else _validate_max_retries(max_retries),
-            extra_headers=validate_headers(extra_headers, "extra_headers"),
+            timeout=validate_timeout(timeout),
+            max_retries=(
+                NOT_GIVEN if max_retries is NOT_GIVEN else validate_max_retries(max_retries)
+            ),
+            extra_headers=validate_header_overrides(extra_headers, "extra_headers"),
             extra_query=_validate_query(extra_query),
         )
 

@@ -13,12 +13,13 @@ import numbers
 import operator
 import re
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
 import attrs
 
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError, MissingAPIKeyError
+from .sentinels import NOT_GIVEN, NotGiven
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -28,12 +29,17 @@ __all__ = [
     "DEFAULT_READ_TIMEOUT",
     "MAX_TIMEOUT",
     "ClientOptions",
+    "HeaderOverrides",
     "Timeout",
     "TimeoutLike",
+    "is_bool",
     "resolve_options",
     "validate_base_url",
     "validate_count",
+    "validate_header_overrides",
     "validate_headers",
+    "validate_max_retries",
+    "validate_timeout",
 ]
 
 DEFAULT_BASE_URL = "https://api.aligne.ai/v1"
@@ -67,7 +73,8 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*\Z")
 _VISIBLE = re.compile(r"[\x21-\x7e]+\Z")
 
 
-def _is_bool(value: object) -> bool:
+def is_bool(value: object) -> bool:
+    """Whether ``value`` is a bool, numpy's ``bool_`` included (it is no `bool` subclass)."""
     # numpy's bool is not a bool subclass, and its __index__ is deprecated: name it explicitly.
     return isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")
 
@@ -75,7 +82,7 @@ def _is_bool(value: object) -> bool:
 def _seconds(value: object, argument: str, *, allow_none: bool) -> float | None:
     if value is None and allow_none:
         return None
-    if _is_bool(value) or not isinstance(value, numbers.Real):
+    if is_bool(value) or not isinstance(value, numbers.Real):
         expected = "a number of seconds or None" if allow_none else "a number of seconds"
         raise InvalidArgumentTypeError(argument, f"expected {expected}, got {type(value).__name__}")
     try:
@@ -93,18 +100,33 @@ def _seconds(value: object, argument: str, *, allow_none: bool) -> float | None:
     return seconds
 
 
-def _connect_seconds(value: object) -> float:
-    seconds = _seconds(value, "timeout.connect", allow_none=False)
-    assert seconds is not None  # allow_none=False guarantees it
-    return seconds
+# A field left out of Timeout(...) is NOT_GIVEN until __attrs_post_init__ fills in its default
+# (and remembers that it was left out, for `Timeout.merge`).
+def _connect_seconds(value: object) -> Any:
+    if value is NOT_GIVEN:
+        return value
+    return _seconds(value, "timeout.connect", allow_none=False)
 
 
-def _read_seconds(value: object) -> float | None:
+def _read_seconds(value: object) -> Any:
+    if value is NOT_GIVEN:
+        return value
     return _seconds(value, "timeout.read", allow_none=True)
 
 
-def _total_seconds(value: object) -> float | None:
+def _total_seconds(value: object) -> Any:
+    if value is NOT_GIVEN:
+        return value
     return _seconds(value, "timeout.total", allow_none=True)
+
+
+# Typed Any: the attrs plugin checks a default against the field's type, not the converter's.
+_LEFT_OUT: Any = NOT_GIVEN
+_TIMEOUT_DEFAULTS = (
+    ("connect", DEFAULT_CONNECT_TIMEOUT),
+    ("read", DEFAULT_READ_TIMEOUT),
+    ("total", None),
+)
 
 
 @attrs.frozen
@@ -119,24 +141,69 @@ class Timeout:
         total: an optional deadline for the whole call, across every attempt and retry sleep;
             None (the default) means no overall deadline.
 
-    A number given where a timeout is expected sets ``read`` to it and ``connect`` to the
-    smaller of it and 5 s; ``None`` keeps the 5 s connect limit and waits without a read limit.
+    Where a timeout is expected (the clients' ``timeout=``, ``with_options(timeout=...)`` and
+    every call's ``timeout=``), the value given is applied over a base by `merge`: the defaults
+    above in a constructor, the client's timeout in ``with_options`` and per call.
+
+    - a number ``n`` sets ``read`` to ``n`` and caps ``connect`` at ``n``; ``total`` stays;
+    - ``None`` sets ``read`` to no limit; ``connect`` and ``total`` stay;
+    - a `Timeout` replaces the fields written in its constructor call and keeps the others:
+      ``Timeout(read=120)`` keeps the base's connect limit and deadline,
+      ``Timeout(total=None)`` removes the deadline only;
+    - `NOT_GIVEN` (an argument left out) keeps the base as it is.
+
+    A field left out still reads as its default (``Timeout(read=1).connect == 5``), and equality
+    compares the three values only.
     """
 
-    connect: float = attrs.field(default=DEFAULT_CONNECT_TIMEOUT, converter=_connect_seconds)
-    read: float | None = attrs.field(default=DEFAULT_READ_TIMEOUT, converter=_read_seconds)
-    total: float | None = attrs.field(default=None, converter=_total_seconds)
+    connect: float = attrs.field(default=_LEFT_OUT, converter=_connect_seconds)
+    read: Optional[float] = attrs.field(  # noqa: UP045 - attrs evaluates this on 3.9
+        default=_LEFT_OUT, converter=_read_seconds
+    )
+    total: Optional[float] = attrs.field(  # noqa: UP045
+        default=_LEFT_OUT, converter=_total_seconds
+    )
+    # The names of the fields written in the constructor call: what `merge` replaces.
+    _given: frozenset[str] = attrs.field(init=False, default=frozenset(), eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        given = []
+        for name, default in _TIMEOUT_DEFAULTS:
+            if getattr(self, name) is NOT_GIVEN:
+                object.__setattr__(self, name, default)  # frozen: set once, while building
+            else:
+                given.append(name)
+        object.__setattr__(self, "_given", frozenset(given))
 
     @classmethod
-    def coerce(cls, value: TimeoutLike, *, argument: str = "timeout") -> Timeout:
-        """Turn a number, None or a `Timeout` into a `Timeout`, naming `argument` on bad input."""
+    def coerce(cls, value: TimeoutLike | NotGiven, *, argument: str = "timeout") -> Timeout:
+        """A number, None or a `Timeout` applied over the defaults (see `merge`).
+
+        Bad input raises, naming ``argument``.
+        """
+        return _DEFAULT_TIMEOUT.merge(value, argument=argument)
+
+    def merge(self, value: TimeoutLike | NotGiven, *, argument: str = "timeout") -> Timeout:
+        """This timeout with ``value`` applied over it, field by field (rules in the class doc).
+
+        The result has all three fields set, so merging it in turn replaces everything.
+        """
+        if value is NOT_GIVEN:
+            return self
         if isinstance(value, Timeout):
-            return value
+            given = value._given
+            if len(given) == len(_TIMEOUT_DEFAULTS):
+                return value
+            return Timeout(
+                connect=value.connect if "connect" in given else self.connect,
+                read=value.read if "read" in given else self.read,
+                total=value.total if "total" in given else self.total,
+            )
         if value is None:
-            return cls(read=None)
+            return Timeout(connect=self.connect, read=None, total=self.total)
         seconds = _seconds(value, argument, allow_none=False)
-        assert seconds is not None
-        return cls(connect=min(seconds, DEFAULT_CONNECT_TIMEOUT), read=seconds)
+        assert seconds is not None  # allow_none=False guarantees it
+        return Timeout(connect=min(seconds, self.connect), read=seconds, total=self.total)
 
     def within(self, remaining: float | None) -> Timeout:
         """This timeout for one attempt that must end within ``remaining`` seconds (if any)."""
@@ -151,6 +218,18 @@ class Timeout:
 
 
 TimeoutLike = Union[Timeout, float, int, None]
+_DEFAULT_TIMEOUT = Timeout(connect=DEFAULT_CONNECT_TIMEOUT, read=DEFAULT_READ_TIMEOUT, total=None)
+
+
+def validate_timeout(value: object, argument: str = "timeout") -> Timeout | float | NotGiven | None:
+    """Check a timeout override (a number, None, a `Timeout` or `NOT_GIVEN`), keeping its kind.
+
+    A number stays a number (as a float): how it applies depends on the base it is merged onto
+    (see `Timeout.merge`). Bad input raises, naming ``argument``.
+    """
+    if value is NOT_GIVEN or value is None or isinstance(value, Timeout):
+        return value  # type: ignore[return-value]
+    return _seconds(value, argument, allow_none=False)
 
 
 def validate_base_url(value: object, argument: str = "base_url") -> str:
@@ -224,7 +303,7 @@ def _validate_api_key(value: object) -> str:
 
 def validate_count(value: object, argument: str, *, minimum: int) -> int:
     """An int (numpy integers too, never a bool or a float) of at least ``minimum``."""
-    if _is_bool(value):
+    if is_bool(value):
         raise InvalidArgumentTypeError(argument, "expected an int, got bool")
     try:
         number = operator.index(value)  # type: ignore[arg-type]
@@ -237,8 +316,20 @@ def validate_count(value: object, argument: str, *, minimum: int) -> int:
     return number
 
 
-def _validate_max_retries(value: object, argument: str = "max_retries") -> int:
+def validate_max_retries(value: object, argument: str = "max_retries") -> int:
+    """A retry count: an int of 0 or more (numpy integers too; never a bool, a float or None)."""
+    if value is None:
+        # None used to mean "keep the client's setting" per call: say what to write now.
+        raise InvalidArgumentTypeError(
+            argument,
+            "expected an int (0 disables retries), got None; to keep the client's setting, "
+            "omit the argument or pass NOT_GIVEN",
+        )
     return validate_count(value, argument, minimum=0)
+
+
+#: A header mapping that may remove fields: a None value drops that field (any case).
+HeaderOverrides = Mapping[str, Optional[str]]  # a run-time alias: no `|` on 3.9
 
 
 def validate_headers(value: object, argument: str) -> dict[str, str]:
@@ -248,11 +339,19 @@ def validate_headers(value: object, argument: str) -> dict[str, str]:
     8-bit text): urllib3 would send other text as Latin-1 and aiohttp as UTF-8, or fail. Errors
     name the header, never its value (it may be a credential).
     """
+    headers = validate_header_overrides(value, argument, removals=False)
+    return headers  # type: ignore[return-value]  # removals=False: no None values
+
+
+def validate_header_overrides(
+    value: object, argument: str, *, removals: bool = True
+) -> dict[str, str | None]:
+    """Like `validate_headers`, but a None value (a field to remove) is allowed."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidArgumentTypeError(argument, f"expected a mapping, got {type(value).__name__}")
-    headers: dict[str, str] = {}
+    headers: dict[str, str | None] = {}
     for name, val in value.items():
         if not isinstance(name, str):
             raise InvalidArgumentTypeError(
@@ -268,9 +367,14 @@ def validate_headers(value: object, argument: str) -> dict[str, str]:
                 f"{name!r} is set by the transport (message framing and the connection) "
                 "and cannot be overridden",
             )
+        if val is None and removals:
+            headers[name] = None
+            continue
         if not isinstance(val, str):
+            expected = "a str (or None to remove it)" if removals else "a str"
             raise InvalidArgumentTypeError(
-                argument, f"the value of header {name!r} must be a str, got {type(val).__name__}"
+                argument,
+                f"the value of header {name!r} must be {expected}, got {type(val).__name__}",
             )
         if not _FIELD_VALUE.match(val):
             position = next(i for i, c in enumerate(val) if not _FIELD_VALUE.match(c))
@@ -283,12 +387,28 @@ def validate_headers(value: object, argument: str) -> dict[str, str]:
     return headers
 
 
-def _validate_default_headers(value: object) -> dict[str, str]:
-    return validate_headers(value, "default_headers")
+# Set by the client on each attempt: a client-wide "remove" would be undone every time.
+_PER_ATTEMPT_HEADERS = frozenset({"idempotency-key", "x-aligneai-retry-count"})
+
+
+def _validate_default_headers(value: object) -> dict[str, str | None]:
+    headers = validate_header_overrides(value, "default_headers")
+    for name, val in headers.items():
+        if val is None and name.lower() in _PER_ATTEMPT_HEADERS:
+            raise InvalidArgumentValueError(
+                "default_headers",
+                f"{name!r} is set on every attempt and cannot be removed for every call; "
+                f"pass extra_headers={{{name!r}: None}} to a call instead",
+            )
+    return headers
 
 
 def _validate_max_response_bytes(value: object) -> int:
     return validate_count(value, "max_response_bytes", minimum=1)
+
+
+def _client_timeout(value: object) -> Timeout:
+    return Timeout.coerce(value)  # type: ignore[arg-type]  # coerce checks the type
 
 
 def _redacted_key(api_key: str) -> str:
@@ -301,9 +421,11 @@ class ClientOptions:
 
     api_key: str = attrs.field(converter=_validate_api_key)
     base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=validate_base_url)
-    timeout: Timeout = attrs.field(factory=Timeout)
-    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, converter=_validate_max_retries)
-    default_headers: Mapping[str, str] = attrs.field(
+    # Stored with every field set, so that passing ``client.timeout`` on replaces all of them.
+    timeout: Timeout = attrs.field(default=_DEFAULT_TIMEOUT, converter=_client_timeout)
+    max_retries: int = attrs.field(default=DEFAULT_MAX_RETRIES, converter=validate_max_retries)
+    # A None value removes that field from every request (the library's own headers too).
+    default_headers: HeaderOverrides = attrs.field(
         factory=dict, converter=_validate_default_headers
     )
     max_response_bytes: int = attrs.field(
@@ -328,7 +450,7 @@ def resolve_options(
     base_url: str | None,
     timeout: TimeoutLike,
     max_retries: int,
-    default_headers: Mapping[str, str] | None,
+    default_headers: HeaderOverrides | None,
     max_response_bytes: int,
     environ: Mapping[str, str],
 ) -> ClientOptions:

@@ -138,8 +138,13 @@ def base_headers(options: ClientOptions, platform: PlatformInfo) -> dict[str, st
         "X-AligneAI-Runtime-Version": platform.runtime_version,
     }
     headers["Authorization"] = f"Bearer {options.api_key}"
-    # The caller's explicit headers win, including Authorization (e.g. for a gateway).
-    merge_headers(headers, options.default_headers)
+    # The caller's explicit headers win, including Authorization (e.g. for a gateway); a None
+    # value removes the field, the library's own included.
+    for name, value in options.default_headers.items():
+        if value is None:
+            pop_header(headers, name)
+        else:
+            set_header(headers, name, value)
     canonicalize_headers(headers)
     return headers
 

@@ -16,6 +16,7 @@ from aligneai.core.operations import (
     create_embeddings,
 )
 from aligneai.core.options import TimeoutLike
+from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 
 from ._base import AsyncAPIResource, SyncAPIResource
 
@@ -39,9 +40,9 @@ def _prepare(
     encoding_format: EncodingFormat | None,
     dimensions: int | None,
     stream: bool,
-    timeout: TimeoutLike,
-    max_retries: int | None,
-    extra_headers: Mapping[str, str] | None,
+    timeout: TimeoutLike | NotGiven,
+    max_retries: int | NotGiven,
+    extra_headers: Mapping[str, str | None] | None,
     extra_query: Mapping[str, Any] | None,
     extra_body: Mapping[str, Any] | None,
 ) -> tuple[Operation[CreateEmbeddingResponse], CallOptions]:
@@ -67,9 +68,9 @@ def _prepare_matrix(
     inputs: Inputs,
     model: str | None,
     dimensions: int | None,
-    timeout: TimeoutLike,
-    max_retries: int | None,
-    extra_headers: Mapping[str, str] | None,
+    timeout: TimeoutLike | NotGiven,
+    max_retries: int | NotGiven,
+    extra_headers: Mapping[str, str | None] | None,
     extra_query: Mapping[str, Any] | None,
     extra_body: Mapping[str, Any] | None,
 ) -> tuple[Operation[EmbeddingMatrix], CallOptions]:
@@ -102,9 +103,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         encoding_format: EncodingFormat | None = ...,
         dimensions: int | None = ...,
         stream: Literal[False] = ...,
-        timeout: TimeoutLike = ...,
-        max_retries: int | None = ...,
-        extra_headers: Mapping[str, str] | None = ...,
+        timeout: TimeoutLike | NotGiven = ...,
+        max_retries: int | NotGiven = ...,
+        extra_headers: Mapping[str, str | None] | None = ...,
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> CreateEmbeddingResponse: ...
@@ -118,9 +119,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         encoding_format: EncodingFormat | None = ...,
         dimensions: int | None = ...,
         stream: Literal[True],
-        timeout: TimeoutLike = ...,
-        max_retries: int | None = ...,
-        extra_headers: Mapping[str, str] | None = ...,
+        timeout: TimeoutLike | NotGiven = ...,
+        max_retries: int | NotGiven = ...,
+        extra_headers: Mapping[str, str | None] | None = ...,
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> Stream: ...
@@ -134,9 +135,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         encoding_format: EncodingFormat | None = ...,
         dimensions: int | None = ...,
         stream: bool,
-        timeout: TimeoutLike = ...,
-        max_retries: int | None = ...,
-        extra_headers: Mapping[str, str] | None = ...,
+        timeout: TimeoutLike | NotGiven = ...,
+        max_retries: int | NotGiven = ...,
+        extra_headers: Mapping[str, str | None] | None = ...,
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> CreateEmbeddingResponse | Stream: ...
@@ -149,9 +150,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         encoding_format: EncodingFormat | None = None,
         dimensions: int | None = None,
         stream: bool = False,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> CreateEmbeddingResponse | Stream:
@@ -166,9 +167,13 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
             stream: when True, return a `Stream` that yields each `Embedding` as it arrives
                 (typed by overloads: ``Literal[True]`` gives `Stream`, a plain ``bool`` the
                 union of both results).
-            timeout, max_retries: override the client's settings for this call
-                (None keeps them).
-            extra_headers, extra_query, extra_body: added to the request as they are.
+            timeout: applied over the client's timeout for this call: a number sets the read
+                limit (capping connect) and keeps the client's ``total`` deadline; None
+                removes the read limit; a `Timeout` replaces only the fields written in it.
+                Left out (`NOT_GIVEN`): the client's timeout.
+            max_retries: this call's retry count; left out (`NOT_GIVEN`): the client's.
+            extra_headers, extra_query, extra_body: added to the request as they are; a None
+                header value removes that header (any case) for this call.
 
         Returns:
             A `CreateEmbeddingResponse` whose ``data`` is ordered by ``index``
@@ -188,9 +193,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         inputs: Inputs,
         model: str | None = None,
         dimensions: int | None = None,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> EmbeddingMatrix:
@@ -216,9 +221,9 @@ class EmbeddingsWithRawResponse(SyncAPIResource):
         model: str | None = None,
         encoding_format: EncodingFormat | None = None,
         dimensions: int | None = None,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> RawResponse[CreateEmbeddingResponse]:
@@ -235,9 +240,9 @@ class EmbeddingsWithRawResponse(SyncAPIResource):
         inputs: Inputs,
         model: str | None = None,
         dimensions: int | None = None,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> RawResponse[EmbeddingMatrix]:
@@ -265,9 +270,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         encoding_format: EncodingFormat | None = ...,
         dimensions: int | None = ...,
         stream: Literal[False] = ...,
-        timeout: TimeoutLike = ...,
-        max_retries: int | None = ...,
-        extra_headers: Mapping[str, str] | None = ...,
+        timeout: TimeoutLike | NotGiven = ...,
+        max_retries: int | NotGiven = ...,
+        extra_headers: Mapping[str, str | None] | None = ...,
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> CreateEmbeddingResponse: ...
@@ -281,9 +286,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         encoding_format: EncodingFormat | None = ...,
         dimensions: int | None = ...,
         stream: Literal[True],
-        timeout: TimeoutLike = ...,
-        max_retries: int | None = ...,
-        extra_headers: Mapping[str, str] | None = ...,
+        timeout: TimeoutLike | NotGiven = ...,
+        max_retries: int | NotGiven = ...,
+        extra_headers: Mapping[str, str | None] | None = ...,
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> AsyncStream: ...
@@ -297,9 +302,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         encoding_format: EncodingFormat | None = ...,
         dimensions: int | None = ...,
         stream: bool,
-        timeout: TimeoutLike = ...,
-        max_retries: int | None = ...,
-        extra_headers: Mapping[str, str] | None = ...,
+        timeout: TimeoutLike | NotGiven = ...,
+        max_retries: int | NotGiven = ...,
+        extra_headers: Mapping[str, str | None] | None = ...,
         extra_query: Mapping[str, Any] | None = ...,
         extra_body: Mapping[str, Any] | None = ...,
     ) -> CreateEmbeddingResponse | AsyncStream: ...
@@ -312,9 +317,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         encoding_format: EncodingFormat | None = None,
         dimensions: int | None = None,
         stream: bool = False,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> CreateEmbeddingResponse | AsyncStream:
@@ -333,9 +338,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         inputs: Inputs,
         model: str | None = None,
         dimensions: int | None = None,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> EmbeddingMatrix:
@@ -361,9 +366,9 @@ class AsyncEmbeddingsWithRawResponse(AsyncAPIResource):
         model: str | None = None,
         encoding_format: EncodingFormat | None = None,
         dimensions: int | None = None,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> RawResponse[CreateEmbeddingResponse]:
@@ -380,9 +385,9 @@ class AsyncEmbeddingsWithRawResponse(AsyncAPIResource):
         inputs: Inputs,
         model: str | None = None,
         dimensions: int | None = None,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
     ) -> RawResponse[EmbeddingMatrix]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aligneai.core.models import Model, ModelList
 from aligneai.core.operations import CallOptions, list_models, retrieve_model
 from aligneai.core.options import TimeoutLike
+from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 
 from ._base import AsyncAPIResource, SyncAPIResource
 
@@ -18,9 +19,9 @@ __all__ = ["AsyncModels", "AsyncModelsWithRawResponse", "Models", "ModelsWithRaw
 
 
 def _options(
-    timeout: TimeoutLike,
-    max_retries: int | None,
-    extra_headers: Mapping[str, str] | None,
+    timeout: TimeoutLike | NotGiven,
+    max_retries: int | NotGiven,
+    extra_headers: Mapping[str, str | None] | None,
     extra_query: Mapping[str, Any] | None,
 ) -> CallOptions:
     return CallOptions.from_arguments(
@@ -42,9 +43,9 @@ class Models(SyncAPIResource):
     def list(
         self,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> ModelList:
         """Every model the API offers."""
@@ -57,9 +58,9 @@ class Models(SyncAPIResource):
         self,
         model_id: str,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> Model:
         """One model by id; raises `NotFoundError` for an unknown id."""
@@ -80,9 +81,9 @@ class AsyncModels(AsyncAPIResource):
     async def list(
         self,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> ModelList:
         """Every model the API offers."""
@@ -95,9 +96,9 @@ class AsyncModels(AsyncAPIResource):
         self,
         model_id: str,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> Model:
         """One model by id; raises `NotFoundError` for an unknown id."""
@@ -113,9 +114,9 @@ class ModelsWithRawResponse(SyncAPIResource):
     def list(
         self,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[ModelList]:
         """Like `Models.list`, returning the `RawResponse`."""
@@ -127,9 +128,9 @@ class ModelsWithRawResponse(SyncAPIResource):
         self,
         model_id: str,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[Model]:
         """Like `Models.retrieve`, returning the `RawResponse`."""
@@ -144,9 +145,9 @@ class AsyncModelsWithRawResponse(AsyncAPIResource):
     async def list(
         self,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[ModelList]:
         """Like `AsyncModels.list`, returning the `RawResponse`."""
@@ -158,9 +159,9 @@ class AsyncModelsWithRawResponse(AsyncAPIResource):
         self,
         model_id: str,
         *,
-        timeout: TimeoutLike = None,
-        max_retries: int | None = None,
-        extra_headers: Mapping[str, str] | None = None,
+        timeout: TimeoutLike | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Mapping[str, str | None] | None = None,
         extra_query: Mapping[str, Any] | None = None,
     ) -> RawResponse[Model]:
         """Like `AsyncModels.retrieve`, returning the `RawResponse`."""

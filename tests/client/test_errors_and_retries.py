@@ -577,6 +577,13 @@ def test_per_call_timeout_overrides_the_client(sleep_clock, server, wire):
         client.embeddings.create(inputs="a")
     assert server.count == 2
 
+    # A number or None sets the read limit only: the client's deadline still holds.
+    for timeout in (30, None, Timeout(read=30)):
+        with pytest.raises(InternalServerError):
+            client.embeddings.create(inputs="a", timeout=timeout)
+    assert server.count == 2 + 3 * 2
+
+    # Writing total=None in a per-call Timeout removes the deadline: all three attempts.
     with pytest.raises(InternalServerError):
-        client.embeddings.create(inputs="a", timeout=30)
-    assert server.count == 2 + 3
+        client.embeddings.create(inputs="a", timeout=Timeout(total=None))
+    assert server.count == 2 + 3 * 2 + 3

@@ -44,6 +44,7 @@ HOMES = {
     "aligneai.core.parsing": ["parse_model"],
     "aligneai.core.request": ["Request", "base_headers"],
     "aligneai.core.response": ["ResponseHead"],
+    "aligneai.core.sentinels": ["NOT_GIVEN", "NotGiven"],
     "aligneai.core.system": ["current_platform"],
 }
 

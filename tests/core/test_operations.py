@@ -24,7 +24,7 @@ from aligneai.core.operations import (
     list_models,
     retrieve_model,
 )
-from aligneai.core.options import Timeout
+from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 
 VALID = {"inputs": ["hello"]}
 
@@ -200,19 +200,20 @@ def test_retrieve_model_validation(value: object, builtin: type[Exception]) -> N
 
 
 def test_call_options_defaults() -> None:
-    assert CallOptions.from_arguments() == CallOptions(None, None, {}, {})
+    assert CallOptions.from_arguments() == CallOptions(NOT_GIVEN, NOT_GIVEN, {}, {})
+    assert CallOptions().timeout is NOT_GIVEN and CallOptions().max_retries is NOT_GIVEN
 
 
 @given(
-    timeout=st.none() | st.integers(min_value=1, max_value=1000),
-    max_retries=st.none() | st.integers(min_value=0, max_value=10),
+    timeout=st.just(NOT_GIVEN) | st.none() | st.integers(min_value=1, max_value=1000),
+    max_retries=st.just(NOT_GIVEN) | st.integers(min_value=0, max_value=10),
     extra_headers=st.none()
     | st.dictionaries(st.sampled_from(["X-A", "x-b", "Accept"]), st.sampled_from(["1", "a b"])),
     extra_query=st.none() | st.dictionaries(st.sampled_from(["a", "é", ""]), st.integers()),
 )
 def test_call_options_from_valid_arguments(
-    timeout: float | None,
-    max_retries: int | None,
+    timeout: float | NotGiven | None,
+    max_retries: int | NotGiven,
     extra_headers: dict[str, str] | None,
     extra_query: dict[str, Any] | None,
 ) -> None:
@@ -222,8 +223,12 @@ def test_call_options_from_valid_arguments(
         extra_headers=extra_headers,
         extra_query=extra_query,
     )
-    assert co.timeout == (None if timeout is None else Timeout.coerce(timeout))
-    assert co.max_retries == max_retries
+    # The kind is kept: a number applies over the client's timeout, not over the defaults.
+    if timeout is None or timeout is NOT_GIVEN:
+        assert co.timeout is timeout
+    else:
+        assert type(co.timeout) is float and co.timeout == timeout
+    assert co.max_retries is max_retries or co.max_retries == max_retries
     assert co.extra_headers == (extra_headers or {})
     assert co.extra_query == (extra_query or {})
 
@@ -235,6 +240,8 @@ def test_call_options_from_valid_arguments(
         ({"timeout": -1}, ValueError, "timeout"),
         ({"max_retries": -1}, ValueError, "max_retries"),
         ({"max_retries": 1.5}, TypeError, "max_retries"),
+        ({"max_retries": None}, TypeError, "max_retries"),
+        ({"extra_headers": {"a": 1}}, TypeError, "extra_headers"),
         ({"extra_headers": {"a": "b\nc"}}, ValueError, "extra_headers"),
         ({"extra_headers": "a: b"}, TypeError, "extra_headers"),
         ({"extra_query": [("a", 1)]}, TypeError, "extra_query"),

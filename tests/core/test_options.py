@@ -94,9 +94,11 @@ def test_coerce_none_keeps_connect_limit_and_waits_forever_on_read() -> None:
     assert t == Timeout(connect=5.0, read=None, total=None)
 
 
-def test_coerce_timeout_is_identity() -> None:
+def test_coerce_timeout_fills_in_the_defaults() -> None:
     for timeout in (Timeout(), Timeout(connect=1, read=None, total=9.5), Timeout(read=0.25)):
-        assert Timeout.coerce(timeout) is timeout
+        assert Timeout.coerce(timeout) == timeout
+    full = Timeout(connect=1, read=None, total=9.5)
+    assert Timeout.coerce(full) is full  # nothing to fill in
 
 
 @given(st.one_of(bad_type_values, bad_number_values), st.sampled_from(["timeout", "custom"]))
