@@ -23,7 +23,7 @@ from aligneai.core.options import (
     resolve_options,
     validate_header_overrides,
 )
-from aligneai.core.request import base_headers, pop_header, set_header
+from aligneai.core.request import base_headers
 from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 from aligneai.core.system import current_platform
 
@@ -110,11 +110,10 @@ class BaseClient:
                     "keep the client's default headers, or map a name to None to remove it",
                 )
             extra = validate_header_overrides(default_headers, "default_headers")
-            merged: dict[str, str | None] = dict(self._options.default_headers)
-            for name, value in extra.items():
-                # Remember a removal: the field may be one of the library's own headers.
-                pop_header(merged, name)  # type: ignore[arg-type]
-                set_header(merged, name, value)  # type: ignore[arg-type]
+            # Names in lower case, so a later spelling replaces an earlier one; a None value
+            # stays, to remove the field (maybe one of the library's own) from each request.
+            merged = {name.lower(): value for name, value in self._options.default_headers.items()}
+            merged.update((name.lower(), value) for name, value in extra.items())
             changes["default_headers"] = merged
         return self._options.replace(**changes)
 

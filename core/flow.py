@@ -28,18 +28,10 @@ import attrs
 
 from .errors import APIResponseValidationError, APITimeoutError, ResponseTooLargeError
 from .failures import TransportError, to_api_error
+from .headers import Headers, redact
 from .operations import CallOptions, Operation
 from .options import ClientOptions, Timeout
-from .request import (
-    Request,
-    build_request,
-    canonicalize_headers,
-    encode_json_body,
-    join_url,
-    pop_header,
-    redact_headers,
-    set_header,
-)
+from .request import Request, build_request, encode_json_body, join_url
 from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 from .sentinels import NOT_GIVEN, NotGiven
@@ -85,13 +77,20 @@ Action = Union[Send, ReadBody, Sleep]
 Outcome = Union[ResponseHead, bytes, TransportError, None]
 
 
+_has_field = dict.__contains__
+
+
+def _as_headers(value: Mapping[str, str]) -> Headers:
+    return value if type(value) is Headers else Headers(value)
+
+
 @attrs.frozen(repr=False)
 class PreparedCall:
     """Everything about one call that stays the same across its attempts."""
 
     method: str
     url: str
-    headers: Mapping[str, str]
+    headers: Headers = attrs.field(converter=_as_headers)
     body: Optional[bytes]  # noqa: UP045 - attrs evaluates this on 3.9
     stream: bool
     timeout: Timeout
@@ -100,7 +99,7 @@ class PreparedCall:
     idempotency_key: Optional[str]  # noqa: UP045
 
     def __repr__(self) -> str:
-        return f"<PreparedCall {self.method} {self.url} headers={redact_headers(self.headers)!r}>"
+        return f"<PreparedCall {self.method} {self.url} headers={redact(self.headers)!r}>"
 
 
 def prepare_call(
@@ -121,26 +120,21 @@ def prepare_call(
     ``extra_headers`` replace the client's fields of the same name (any case); a None value
     removes the field, and ``{"Idempotency-Key": None}`` sends no idempotency key.
     """
-    call_headers: Mapping[str, str] = headers
-    # `headers` went through canonicalize_headers(): a key of another case cannot be in it.
-    if call_options.extra_headers or "Idempotency-Key" in headers:
-        changed = dict(headers)
-        removed = False
-        for name, value in call_options.extra_headers.items():
-            if value is None:
-                pop_header(changed, name)
-                removed = removed or name.lower() == "idempotency-key"
-            else:
-                set_header(changed, name, value)
-        canonicalize_headers(changed)
-        # A caller's own Idempotency-Key (any spelling) replaces the generated one, on every
-        # retry; removing it sends none.
-        callers_key = changed.pop("Idempotency-Key", None)
+    call_headers = headers if type(headers) is Headers else Headers(headers)
+    # A Headers holds lower-case names: dict's own lookup is exact, and skips a method call.
+    if call_options.extra_headers or _has_field(call_headers, "idempotency-key"):
+        call_headers = call_headers.merged(call_options.extra_headers)
+        # A caller's own Idempotency-Key (any spelling) replaces the generated one on every
+        # retry (build_request() adds it per attempt); removing it with None sends none.
+        callers_key = call_headers.get("idempotency-key")
         if callers_key is not None:
             idempotency_key = callers_key
-        elif removed:
+            call_headers = call_headers.merged({"idempotency-key": None})
+        elif any(name.lower() == "idempotency-key" for name in call_options.extra_headers):
             idempotency_key = None
-        call_headers = changed
+    if operation.body is None and _has_field(call_headers, "content-type"):
+        # Once per call rather than in build_request() on every attempt.
+        call_headers = call_headers.merged({"content-type": None})
     # else: shared as they are; build_request() copies them for each attempt.
     if operation.query or call_options.extra_query:
         query = dict(operation.query or {})

@@ -1,17 +1,19 @@
-"""`Headers`: the read-only, case-insensitive header mapping users read responses through.
+"""`Headers`: the one read-only, case-insensitive header mapping, for requests and responses.
 
 HTTP header names ignore case (RFC 9110 5.1), so ``headers["Content-Type"]``,
 ``headers.get("content-type")`` and ``"CONTENT-TYPE" in headers`` all find the same field,
-whatever spelling the server or the transport used. Response heads, raw responses and status
-errors all expose their headers as one of these.
+whatever spelling the server, the transport or the caller used. Requests (`Request.headers`, a
+prepared call's headers, the client's base headers), response heads, raw responses and status
+errors all hold their headers as one of these. Requests send the names in lower case, which
+HTTP/1.1 allows (and HTTP/2 requires).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn, Union, overload
+from typing import Any, NoReturn, Optional, Union, overload
 
-__all__ = ["SECRET_HEADERS", "Headers", "HeadersLike", "redact"]
+__all__ = ["SECRET_HEADERS", "HeaderChanges", "Headers", "HeadersLike", "redact"]
 
 # Header fields that carry credentials: shown as "***" in every repr, log line and error.
 SECRET_HEADERS = frozenset(
@@ -19,6 +21,8 @@ SECRET_HEADERS = frozenset(
 )
 
 HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+#: Changes to apply with `Headers.merged`: a str sets the field, None removes it (any case).
+HeaderChanges = Mapping[str, Optional[str]]  # a run-time alias: no `|` on 3.9
 
 
 def redact(headers: Mapping[str, str]) -> dict[str, str]:
@@ -26,15 +30,21 @@ def redact(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
+# Looked up once: Headers blocks its own mutators, so its builders call dict's directly.
+_new_dict = dict.__new__
+_update = dict.update
+
+
 class Headers(dict[str, str]):
-    """Response headers: a read-only dict whose lookups ignore the case of names.
+    """HTTP headers: a read-only dict whose lookups ignore the case of names.
 
     Names are kept (and iterated) in lower case; a field sent more than once holds its values
     joined by ``", "`` in arrival order, as HTTP allows. ``headers["Content-Type"]``,
     ``headers.get("content-type")`` and ``"CONTENT-TYPE" in headers`` find the same field.
     Equality with any mapping compares names case-insensitively and values exactly. It is a
     ``dict`` so that ``json.dumps(headers)`` and ``dict(headers)`` work as they did; changing
-    it raises `TypeError`. The repr hides credentials (``authorization``, ``cookie``, ...).
+    it raises `TypeError`; `merged` makes a changed copy. The repr hides credentials
+    (``authorization``, ``cookie``, ...).
     """
 
     __slots__ = ()
@@ -55,6 +65,39 @@ class Headers(dict[str, str]):
                     key = name.lower()
                     store[key] = f"{store[key]}, {value}" if key in store else value
         dict.__init__(self, store)
+
+    @classmethod
+    def from_lower(
+        cls, fields: Mapping[str, str], more: Mapping[str, str] | None = None
+    ) -> Headers:
+        """Headers holding ``fields``, then ``more``, as they are: no pass over the names.
+
+        A fast path for builders that already hold lower-case names with one value each (the
+        core builds the request headers of every attempt this way); anything else goes through
+        the constructor, which lower-cases names and joins repeated fields.
+        """
+        headers = _new_dict(cls)
+        _update(headers, fields)
+        if more:
+            _update(headers, more)
+        return headers
+
+    def merged(self, changes: HeaderChanges) -> Headers:
+        """A copy with ``changes`` applied: a str value sets the field, None removes it.
+
+        Names match whatever their case (``merged({"X-Team": None})`` removes ``x-team``); a
+        later change of the same name wins. Values are taken as they are: check user input
+        first (``aligneai.core.options.validate_header_overrides``).
+        """
+        headers = _new_dict(Headers)
+        _update(headers, self)
+        for name, value in changes.items():
+            key = name.lower()
+            if value is None:
+                dict.pop(headers, key, None)
+            else:
+                dict.__setitem__(headers, key, value)
+        return headers
 
     def __getitem__(self, name: str) -> str:
         if not isinstance(name, str):

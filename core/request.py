@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -10,7 +11,7 @@ import attrs
 
 from ._json import dumps
 from ._version import __version__
-from .headers import redact
+from .headers import Headers, redact
 from .options import ClientOptions, Timeout
 
 __all__ = [
@@ -27,22 +28,44 @@ __all__ = [
 ]
 
 
+def _as_headers(value: Mapping[str, str]) -> Headers:
+    # A request built by hand may pass a plain dict; the core's own builders pass Headers.
+    return value if type(value) is Headers else Headers(value)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``headers`` with credentials replaced by ``***`` (see `headers.redact`)."""
+    return redact(headers)
+
+
+# -- deprecated plain-dict helpers: `Headers` (case-insensitive, `merged`) replaces them --------
+
+
+def _deprecated(name: str) -> None:
+    warnings.warn(
+        f"aligneai.core.request.{name}() is deprecated: use aligneai.core.headers.Headers "
+        "(lookups ignore case; Headers.merged() sets and removes fields)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 def set_header(headers: dict[str, str], name: str, value: str) -> None:
-    """Set ``name`` in ``headers``, replacing any spelling of it (header names ignore case)."""
-    lowered = name.lower()
-    for key in [k for k in headers if k.lower() == lowered and k != name]:
-        del headers[key]
-    headers[name] = value
+    """Deprecated: set ``name``, replacing any spelling of it. Use `Headers.merged`."""
+    _deprecated("set_header")
+    _set(headers, name, value)
 
 
 def merge_headers(headers: dict[str, str], extra: Mapping[str, str]) -> None:
-    """Apply ``extra`` over ``headers``: a later value replaces an earlier one whatever its case."""
+    """Deprecated: apply ``extra`` over ``headers``, whatever the case. Use `Headers.merged`."""
+    _deprecated("merge_headers")
     for name, value in extra.items():
-        set_header(headers, name, value)
+        _set(headers, name, value)
 
 
 def pop_header(headers: dict[str, str], name: str) -> str | None:
-    """Remove every spelling of ``name``; return the last value found, if any."""
+    """Deprecated: remove every spelling of ``name`` and return the last value found, if any."""
+    _deprecated("pop_header")
     lowered = name.lower()
     value = None
     for key in [k for k in headers if k.lower() == lowered]:
@@ -50,8 +73,6 @@ def pop_header(headers: dict[str, str], name: str) -> str | None:
     return value
 
 
-# Headers the client sets per attempt: kept in one spelling so that they can be assigned
-# directly on the hot path instead of searched for case-insensitively.
 _CANONICAL = {
     name.lower(): name
     for name in ("Accept", "Content-Type", "Idempotency-Key", "X-AligneAI-Retry-Count")
@@ -59,14 +80,17 @@ _CANONICAL = {
 
 
 def canonicalize_headers(headers: dict[str, str]) -> None:
-    """Respell the client's per-attempt headers canonically (e.g. ``accept`` -> ``Accept``)."""
+    """Deprecated: respell ``accept`` and three more as ``Accept``... `Headers` ignores case."""
+    _deprecated("canonicalize_headers")
     for key in [k for k in headers if k.lower() in _CANONICAL and k not in _CANONICAL.values()]:
         headers[_CANONICAL[key.lower()]] = headers.pop(key)
 
 
-def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``headers`` with credentials replaced by ``***``, for logs, reprs and errors."""
-    return redact(headers)
+def _set(headers: dict[str, str], name: str, value: str) -> None:
+    lowered = name.lower()
+    for key in [k for k in headers if k.lower() == lowered and k != name]:
+        del headers[key]
+    headers[name] = value
 
 
 @attrs.frozen(repr=False)
@@ -76,7 +100,8 @@ class Request:
     Attributes:
         method: ``GET`` or ``POST``.
         url: the absolute URL, query included.
-        headers: the headers to send (treat as read-only).
+        headers: the headers to send, a read-only `Headers` (names in lower case; a plain
+            mapping given here is converted).
         body: the encoded body, or None.
         timeout: the limits for this attempt; ``timeout.total``, when set, is the time left
             before the call's overall deadline, and the whole attempt must end within it.
@@ -85,7 +110,7 @@ class Request:
 
     method: str
     url: str
-    headers: Mapping[str, str]
+    headers: Headers = attrs.field(converter=_as_headers)
     body: Optional[bytes] = None  # noqa: UP045 - attrs evaluates annotations on 3.9
     timeout: Timeout = attrs.field(factory=Timeout)
     stream: bool = False
@@ -124,29 +149,25 @@ class PlatformInfo:
     runtime_version: str
 
 
-def base_headers(options: ClientOptions, platform: PlatformInfo) -> dict[str, str]:
+def base_headers(options: ClientOptions, platform: PlatformInfo) -> Headers:
     """The headers every request of a client carries, computed once per client."""
-    headers = {
-        "Accept": "application/json",
-        "Content-Type": "application/json",
-        "User-Agent": f"aligneai-python/{__version__}",
-        "X-AligneAI-Lang": "python",
-        "X-AligneAI-Package-Version": __version__,
-        "X-AligneAI-OS": platform.os,
-        "X-AligneAI-Arch": platform.arch,
-        "X-AligneAI-Runtime": platform.runtime,
-        "X-AligneAI-Runtime-Version": platform.runtime_version,
-    }
-    headers["Authorization"] = f"Bearer {options.api_key}"
+    headers = Headers.from_lower(
+        {
+            "accept": "application/json",
+            "content-type": "application/json",
+            "user-agent": f"aligneai-python/{__version__}",
+            "x-aligneai-lang": "python",
+            "x-aligneai-package-version": __version__,
+            "x-aligneai-os": platform.os,
+            "x-aligneai-arch": platform.arch,
+            "x-aligneai-runtime": platform.runtime,
+            "x-aligneai-runtime-version": platform.runtime_version,
+            "authorization": f"Bearer {options.api_key}",
+        }
+    )
     # The caller's explicit headers win, including Authorization (e.g. for a gateway); a None
     # value removes the field, the library's own included.
-    for name, value in options.default_headers.items():
-        if value is None:
-            pop_header(headers, name)
-        else:
-            set_header(headers, name, value)
-    canonicalize_headers(headers)
-    return headers
+    return headers.merged(options.default_headers)
 
 
 def join_url(base_url: str, path: str, query: Mapping[str, Any] | None = None) -> str:
@@ -185,23 +206,23 @@ def build_request(
 ) -> Request:
     """Build the request for one attempt of a call.
 
-    ``headers`` are the call's headers (client headers plus any extra ones); this adds
-    ``X-AligneAI-Retry-Count`` and, when given, the ``Idempotency-Key`` that stays the same
-    on every retry of one call.
+    ``headers`` are the call's headers (client headers plus any extra ones), any mapping in
+    any spelling; this sets ``X-AligneAI-Retry-Count`` and, when given, the ``Idempotency-Key``
+    that stays the same on every retry of one call, whatever spelling ``headers`` used.
     """
-    # `headers` went through canonicalize_headers(), so plain assignment cannot duplicate.
-    attempt_headers = dict(headers)
-    attempt_headers["X-AligneAI-Retry-Count"] = str(retry_count)
+    base = headers if type(headers) is Headers else Headers(headers)
+    if body is None and "content-type" in base:  # prepare_call() removed it already
+        base = base.merged({"content-type": None})
+    # One copy of the call's headers per attempt, plus the fields of this attempt.
+    attempt = {"x-aligneai-retry-count": str(retry_count)}
     if idempotency_key is not None:
-        attempt_headers["Idempotency-Key"] = idempotency_key
+        attempt["idempotency-key"] = idempotency_key
     if stream:
-        attempt_headers["Accept"] = "text/event-stream"
-    if body is None:
-        attempt_headers.pop("Content-Type", None)
+        attempt["accept"] = "text/event-stream"
     return Request(
         method=method,
         url=url,
-        headers=attempt_headers,
+        headers=Headers.from_lower(base, attempt),
         body=body,
         timeout=timeout,
         stream=stream,

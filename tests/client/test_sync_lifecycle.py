@@ -111,7 +111,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append((self.path, dict(self.headers)))
+        self.server.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
         body = json.dumps(embeddings_body(payload)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -214,7 +214,7 @@ def test_sixteen_threads_share_one_client(keepalive_server: KeepAliveServer) -> 
         done = sum(pool.map(worker, range(threads)))
     assert done == threads * calls
     assert len(keepalive_server.requests) == threads * calls
-    assert {h["Authorization"] for _, h in keepalive_server.requests} == {f"Bearer {KEY}"}
+    assert {h["authorization"] for _, h in keepalive_server.requests} == {f"Bearer {KEY}"}
 
 
 # -- close -----------------------------------------------------------------------------------------

@@ -416,7 +416,7 @@ def test_callers_idempotency_key_is_used_on_every_attempt(spelling: str) -> None
     assert len(run.sends) == 3
     for send in run.sends:
         keys = [(k, v) for k, v in send.request.headers.items() if k.lower() == "idempotency-key"]
-        assert keys == [("Idempotency-Key", "mine-1")]
+        assert keys == [("idempotency-key", "mine-1")]
 
 
 def test_get_has_no_idempotency_key() -> None:

@@ -9,12 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aligneai.core._version import __version__
+from aligneai.core.headers import Headers
 from aligneai.core.options import ClientOptions, Timeout, validate_base_url
 from aligneai.core.request import (
     PlatformInfo,
     Request,
     base_headers,
     build_request,
+    canonicalize_headers,
     encode_json_body,
     join_url,
     merge_headers,
@@ -181,22 +183,28 @@ names = st.sampled_from(["Accept", "accept", "ACCEPT", "X-Id", "x-id", "Idempote
     st.lists(st.tuples(names, header_values), max_size=5),
     st.lists(st.tuples(names, header_values), max_size=5),
 )
-def test_set_merge_and_pop_header(
+def test_deprecated_set_merge_and_pop_header_still_work(
     start: list[tuple[str, str]], extra: list[tuple[str, str]]
 ) -> None:
-    headers = dict(last_by_lower_name(start).values())
-    merged = dict(headers)
-    merge_headers(merged, dict(extra))
-    expected = last_by_lower_name([*headers.items(), *dict(extra).items()])
-    assert merged == dict(expected.values())
-    for lower, (_, value) in expected.items():
-        copy_ = dict(merged)
-        assert pop_header(copy_, lower.upper()) == value
-        assert all(k.lower() != lower for k in copy_)
-        set_header(copy_, "X-New", "v")
-        set_header(copy_, "x-new", "w")
-        assert [k for k in copy_ if k.lower() == "x-new"] == ["x-new"] and copy_["x-new"] == "w"
-    assert pop_header(dict(merged), "Absent") is None
+    # Headers.merged replaces them (tests/core/test_headers_merged.py); they warn, and work.
+    with pytest.warns(DeprecationWarning, match="Headers"):
+        headers = dict(last_by_lower_name(start).values())
+        merged = dict(headers)
+        merge_headers(merged, dict(extra))
+        expected = last_by_lower_name([*headers.items(), *dict(extra).items()])
+        assert merged == dict(expected.values())
+        for lower, (_, value) in expected.items():
+            copy_ = dict(merged)
+            assert pop_header(copy_, lower.upper()) == value
+            assert all(k.lower() != lower for k in copy_)
+            set_header(copy_, "X-New", "v")
+            set_header(copy_, "x-new", "w")
+            assert [k for k in copy_ if k.lower() == "x-new"] == ["x-new"]
+            assert copy_["x-new"] == "w"
+        assert pop_header(dict(merged), "Absent") is None
+        spelled = {"accept": "a", "CONTENT-TYPE": "b", "X-Other": "c"}
+        canonicalize_headers(spelled)
+        assert spelled == {"Accept": "a", "Content-Type": "b", "X-Other": "c"}
 
 
 @given(
@@ -261,7 +269,8 @@ def test_request_repr_hides_every_secret_header() -> None:
         body=b"{}",
     )
     assert KEY not in repr(req)
-    assert "X-Other" in repr(req) and "https://api.aligne.ai/v1/embeddings" in repr(req)
+    assert "x-other" in repr(req) and "https://api.aligne.ai/v1/embeddings" in repr(req)
+    assert isinstance(req.headers, Headers) and req.headers["X-OTHER"] == "ok"
 
 
 def test_a_pickled_request_carries_no_credentials() -> None:
