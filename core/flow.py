@@ -35,6 +35,7 @@ from .request import Request, build_request, encode_json_body, join_url
 from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 from .sentinels import NOT_GIVEN, NotGiven
+from .wire import EVENT_STREAM_CONTENT_TYPE, IDEMPOTENCY_KEY, RETRY_COUNT
 
 __all__ = [
     "Action",
@@ -122,15 +123,15 @@ def prepare_call(
     """
     call_headers = headers if type(headers) is Headers else Headers(headers)
     # A Headers holds lower-case names: dict's own lookup is exact, and skips a method call.
-    if call_options.extra_headers or _has_field(call_headers, "idempotency-key"):
+    if call_options.extra_headers or _has_field(call_headers, IDEMPOTENCY_KEY):
         call_headers = call_headers.merged(call_options.extra_headers)
         # A caller's own Idempotency-Key (any spelling) replaces the generated one on every
         # retry (build_request() adds it per attempt); removing it with None sends none.
-        callers_key = call_headers.get("idempotency-key")
+        callers_key = call_headers.get(IDEMPOTENCY_KEY)
         if callers_key is not None:
             idempotency_key = callers_key
-            call_headers = call_headers.merged({"idempotency-key": None})
-        elif any(name.lower() == "idempotency-key" for name in call_options.extra_headers):
+            call_headers = call_headers.merged({IDEMPOTENCY_KEY: None})
+        elif any(name.lower() == IDEMPOTENCY_KEY for name in call_options.extra_headers):
             idempotency_key = None
     if operation.body is None and _has_field(call_headers, "content-type"):
         # Once per call rather than in build_request() on every attempt.
@@ -211,7 +212,7 @@ def _is_event_stream(head: ResponseHead) -> bool:
     content_type = head.headers.get("content-type")
     # No Content-Type at all: give the body the benefit of the doubt and decode it as SSE.
     return content_type is None or (
-        content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+        content_type.split(";", 1)[0].strip().lower() == EVENT_STREAM_CONTENT_TYPE
     )
 
 
@@ -334,5 +335,5 @@ def _log_attempt(request: Request, status: int | str, elapsed: float) -> None:
             request.url,
             status,
             elapsed,
-            request.headers.get("X-AligneAI-Retry-Count"),
+            request.headers.get(RETRY_COUNT),
         )

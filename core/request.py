@@ -13,6 +13,7 @@ from ._json import dumps
 from ._version import __version__
 from .headers import Headers, redact
 from .options import ClientOptions, Timeout
+from .wire import EVENT_STREAM_CONTENT_TYPE, IDEMPOTENCY_KEY, RETRY_COUNT
 
 __all__ = [
     "PlatformInfo",
@@ -214,11 +215,11 @@ def build_request(
     if body is None and "content-type" in base:  # prepare_call() removed it already
         base = base.merged({"content-type": None})
     # One copy of the call's headers per attempt, plus the fields of this attempt.
-    attempt = {"x-aligneai-retry-count": str(retry_count)}
+    attempt = {RETRY_COUNT: str(retry_count)}
     if idempotency_key is not None:
-        attempt["idempotency-key"] = idempotency_key
+        attempt[IDEMPOTENCY_KEY] = idempotency_key
     if stream:
-        attempt["accept"] = "text/event-stream"
+        attempt["accept"] = EVENT_STREAM_CONTENT_TYPE
     return Request(
         method=method,
         url=url,
