@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Callable
 
 from aligneai.core.errors import InvalidArgumentTypeError
-from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
+from aligneai.core.options import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    HeaderOverrides,
+    TimeoutLike,
+)
 from aligneai.transports.base import AsyncTransport
 from aligneai.transports.connection_limits import DEFAULT_ASYNC_MAX_CONNECTIONS
 
@@ -44,7 +49,7 @@ class AsyncAligneAI(BaseClient):
         base_url: str | None = None,
         timeout: TimeoutLike = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
+        default_headers: HeaderOverrides | None = None,
         transport: AsyncTransport | None = None,
         max_connections: int = DEFAULT_ASYNC_MAX_CONNECTIONS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from types import TracebackType
 from typing import Callable
 
-from aligneai.core.options import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, TimeoutLike
+from aligneai.core.options import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    HeaderOverrides,
+    TimeoutLike,
+)
 from aligneai.transports.base import SyncTransport
 from aligneai.transports.connection_limits import DEFAULT_SYNC_MAX_CONNECTIONS
 
@@ -29,7 +33,8 @@ class AligneAI(BaseClient):
             None for no read limit (connecting is still limited to 5 s). Default:
             ``Timeout(connect=5, read=60, total=None)``.
         max_retries: retries of a failed call (default 2); 0 disables retries.
-        default_headers: extra headers sent with every call.
+        default_headers: extra headers sent with every call (a None value removes that header,
+            the library's own included).
         transport: any `aligneai.transports.SyncTransport`; by default a `Urllib3Transport`.
         max_connections: the default transport's connections kept open per host (urllib3's
             pool size; default 10), as `AsyncAligneAI`'s bounds its aiohttp pool. With your
@@ -50,7 +55,7 @@ class AligneAI(BaseClient):
         base_url: str | None = None,
         timeout: TimeoutLike = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
+        default_headers: HeaderOverrides | None = None,
         transport: SyncTransport | None = None,
         max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,

@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from aligneai.core.flow import Flow, FlowResult, prepare_call, request_flow
+from aligneai.core.headers import Headers
 from aligneai.core.models import CreateEmbeddingResponse
 from aligneai.core.operations import CallOptions, Operation
 from aligneai.core.options import ClientOptions
@@ -46,7 +46,7 @@ class CallPreparer:
 
     __slots__ = ("headers", "options")
 
-    def __init__(self, options: ClientOptions, headers: Mapping[str, str]) -> None:
+    def __init__(self, options: ClientOptions, headers: Headers) -> None:
         self.options = options
         self.headers = headers
 

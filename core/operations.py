@@ -35,7 +35,14 @@ from .parsing import EmbeddingsParser, parse_model_answer, parse_model_list
 from .request import Request
 from .response import ResponseHead
 from .sentinels import NOT_GIVEN, NotGiven
-from .wire import MAX_INPUTS, EncodingFormat
+from .wire import (
+    EMBEDDING_REQUEST_FIELDS,
+    EMBEDDINGS_PATH,
+    ENCODING_FORMATS,
+    MAX_INPUTS,
+    MODELS_PATH,
+    EncodingFormat,
+)
 
 if TYPE_CHECKING:
     from .matrix import EmbeddingMatrix
@@ -285,7 +292,7 @@ def _validate_optional_str(value: object, argument: str) -> str | None:
 
 
 # The body fields the arguments set: extra_body adds fields, it does not bypass the checks.
-_NAMED_FIELDS = frozenset({"inputs", "model", "encoding_format", "dimensions", "stream"})
+_NAMED_FIELDS = EMBEDDING_REQUEST_FIELDS
 
 
 def _validate_extra_body(value: object) -> dict[str, Any]:
@@ -328,7 +335,7 @@ def create_embeddings(
         raise InvalidArgumentTypeError(
             "encoding_format", f"expected 'float' or 'base64', got {type(encoding_format).__name__}"
         )
-    if encoding_format not in ("float", "base64"):
+    if encoding_format not in ENCODING_FORMATS:
         raise InvalidArgumentValueError(
             "encoding_format", f"expected 'float' or 'base64', got {encoding_format!r}"
         )
@@ -343,7 +350,7 @@ def create_embeddings(
         body.update(_validate_extra_body(extra_body))
     return Operation(
         method="POST",
-        path="/embeddings",
+        path=EMBEDDINGS_PATH,
         response_type=CreateEmbeddingResponse,
         body=body,
         stream=stream,
@@ -376,7 +383,7 @@ def create_embedding_matrix(
     body = dict(plain.body or {})
     return Operation(
         method="POST",
-        path="/embeddings",
+        path=EMBEDDINGS_PATH,
         response_type=EmbeddingMatrix,
         body=body,
         parser=MatrixParser(AnswerContract.for_body(body)),
@@ -385,7 +392,9 @@ def create_embedding_matrix(
 
 def list_models() -> Operation[ModelList]:
     """The ``GET /models`` operation."""
-    return Operation(method="GET", path="/models", response_type=ModelList, parser=parse_model_list)
+    return Operation(
+        method="GET", path=MODELS_PATH, response_type=ModelList, parser=parse_model_list
+    )
 
 
 def retrieve_model(model_id: object) -> Operation[Model]:
@@ -399,5 +408,8 @@ def retrieve_model(model_id: object) -> Operation[Model]:
     if segment in (".", ".."):
         segment = segment.replace(".", "%2E")
     return Operation(
-        method="GET", path="/models/" + segment, response_type=Model, parser=parse_model_answer
+        method="GET",
+        path=f"{MODELS_PATH}/{segment}",
+        response_type=Model,
+        parser=parse_model_answer,
     )

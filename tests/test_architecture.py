@@ -353,9 +353,9 @@ def test_private_name_across_modules_is_reported(
     found = tool.private_names(root)
     assert [(str(v.path), v.line) for v in found] == [(name, line)], found
     assert text in found[0].message
-    # Reported, not enforced, by default; enforced on request.
-    assert tool.check(root)[0] == []
-    assert tool.check(root, enforce_private=True)[0] == found
+    # Enforced by default; only reported on request.
+    assert tool.check(root)[0] == found
+    assert tool.check(root, enforce_private=False)[0] == []
 
 
 PRIVATE_ALLOWED = {
@@ -404,34 +404,28 @@ def test_private_modules_and_own_names_pass(tmp_path: Path) -> None:
     assert tool.check(root, enforce_private=True)[0] == []
 
 
-def test_cli_reports_private_names_and_enforces_them_on_request(tmp_path: Path) -> None:
+def test_cli_enforces_private_names_and_reports_them_on_request(tmp_path: Path) -> None:
     root = _tree(tmp_path / "repo", {"core/b.py": "_x = 1\n", "core/a.py": "from .b import _x\n"})
-    report = _run(root, tmp_path)
+    enforced = _run(root, tmp_path)
+    assert enforced.returncode == 1
+    assert enforced.stdout.splitlines() == [
+        "core/a.py:1: imports the private name '_x' of aligneai.core.b"
+    ]
+    report = subprocess.run(
+        [sys.executable, str(TOOL), "--report-private", str(root)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert report.returncode == 0, report.stdout + report.stderr
     assert report.stdout.splitlines() == [
         "core/a.py:1: imports the private name '_x' of aligneai.core.b [report only]",
         "check_architecture: OK (3 modules)",
     ]
     assert "1 private name(s)" in report.stderr
-    enforced = subprocess.run(
-        [sys.executable, str(TOOL), "--enforce-private", str(root)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert enforced.returncode == 1
-    assert enforced.stdout.splitlines() == [
-        "core/a.py:1: imports the private name '_x' of aligneai.core.b"
-    ]
 
 
-# Files whose private-name findings other work removes (issue #13 items 3/4: the options'
-# ``_is_bool`` / ``_validate_max_retries``). Once they are gone, switch ENFORCE_PRIVATE_NAMES on
-# and delete this list and its test.
-PENDING_OWNERS = {"core/operations.py"}
-
-
-def test_the_real_tree_has_no_private_names_but_the_pending_ones() -> None:
+def test_the_real_tree_has_no_private_names_crossing_modules() -> None:
     found = tool.private_names(ROOT)
-    assert {str(v.path) for v in found} <= PENDING_OWNERS, [str(v) for v in found]
+    assert found == [], [str(v) for v in found]

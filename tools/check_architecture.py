@@ -30,11 +30,10 @@ Two more rules read the same imports:
   an object imported from it), and ``obj._name`` on any object but ``self``/``cls`` when the
   module itself never defines or binds ``_name`` (so it must belong to someone else). A line
   with a ``# private-ok: why`` comment is exempt: for another library's private attribute
-  that has no public equivalent. Dunder names are not private. Until every owner has removed
-  theirs, these findings are printed as a report and fail only with ``--enforce-private``
-  (`ENFORCE_PRIVATE_NAMES`).
+  that has no public equivalent. Dunder names are not private. ``--report-private`` prints
+  these findings without failing (for a tree in the middle of a refactoring).
 
-Usage: ``python tools/check_architecture.py [--typing-imports] [--enforce-private] [ROOT]``
+Usage: ``python tools/check_architecture.py [--typing-imports] [--report-private] [ROOT]``
 (ROOT defaults to the repository that holds this file). Prints one ``file:line: message`` per
 violation and exits 1 if there is any.
 """
@@ -91,10 +90,9 @@ SHIMS = {
     "aligneai.core.contract": "aligneai.testing.contract",
 }
 
-#: Whether a private name crossing a module boundary fails the check (True) or is only reported.
-#: Off until the owners of the remaining findings (the options' helpers that core/operations.py
-#: imports) have removed them; then switch it on.
-ENFORCE_PRIVATE_NAMES = False
+#: Whether a private name crossing a module boundary fails the check (True) or is only reported
+#: (``--report-private``: for a tree in the middle of a refactoring).
+ENFORCE_PRIVATE_NAMES = True
 
 #: A comment that excuses one line from the private-name rule: for another library's private
 #: attribute that has no public equivalent (say why after the colon).
@@ -518,9 +516,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--enforce-private",
+        dest="enforce_private",
         action="store_true",
         default=ENFORCE_PRIVATE_NAMES,
-        help="fail on private names that cross a module boundary (default: only report them)",
+        help="fail on private names that cross a module boundary (the default)",
+    )
+    parser.add_argument(
+        "--report-private",
+        dest="enforce_private",
+        action="store_false",
+        help="only report private names that cross a module boundary",
     )
     args = parser.parse_args(argv)
     violations, count = check(
@@ -535,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         if report:
             print(
                 f"check_architecture: {len(report)} private name(s) cross a module boundary "
-                "(reported, not enforced: see --enforce-private)",
+                "(reported, not enforced: --report-private)",
                 file=sys.stderr,
             )
     if violations:
