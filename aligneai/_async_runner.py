@@ -17,7 +17,7 @@ from aligneai.transports.async_driver import run_async
 from aligneai.transports.base import AsyncTransport
 
 from ._raw_response import RawResponse, parse_result
-from ._runner import CallPreparer
+from ._runner import CallPreparer, check_kind
 
 if TYPE_CHECKING:
     from ._streaming import AsyncStream
@@ -43,6 +43,7 @@ class AsyncRunner:
         self._sleep = sleep
 
     async def _finish(self, operation: Operation[Any], call_options: CallOptions) -> FlowResult:
+        check_kind(operation, stream=False)
         result, response = await run_async(
             self._preparer.flow(operation, call_options), self._transport, self._sleep
         )
@@ -64,6 +65,7 @@ class AsyncRunner:
         """Run a streaming ``operation`` and return the `AsyncStream` that reads its events."""
         from ._streaming import AsyncStream
 
+        check_kind(operation, stream=True)
         result, response = await run_async(
             self._preparer.flow(operation, call_options), self._transport, self._sleep
         )

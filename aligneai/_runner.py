@@ -18,6 +18,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.core.flow import Flow, FlowResult, prepare_call, request_flow
 from aligneai.core.headers import Headers
 from aligneai.core.models import CreateEmbeddingResponse
@@ -32,7 +33,7 @@ from ._raw_response import RawResponse, parse_result
 if TYPE_CHECKING:
     from ._streaming import Stream
 
-__all__ = ["CallPreparer", "SyncRunner"]
+__all__ = ["CallPreparer", "SyncRunner", "check_kind"]
 
 T = TypeVar("T")
 
@@ -62,6 +63,23 @@ class CallPreparer:
         )
 
 
+def check_kind(operation: Operation[Any], *, stream: bool) -> None:
+    """Refuse, before anything is sent, an operation handed to the wrong method of a runner."""
+    if not isinstance(operation, Operation):
+        raise InvalidArgumentTypeError(
+            "operation", f"expected an aligneai.core Operation, got {type(operation).__name__}"
+        )
+    if operation.stream and not stream:
+        raise InvalidArgumentValueError(
+            "operation", "a streaming operation (stream=True): run it with runner.stream()"
+        )
+    if stream and not operation.stream:
+        raise InvalidArgumentValueError(
+            "operation",
+            "not a streaming operation: run it with runner.request() or runner.raw()",
+        )
+
+
 class SyncRunner:
     """Performs operations for `AligneAI`'s resources, blocking."""
 
@@ -75,6 +93,7 @@ class SyncRunner:
         self._sleep = sleep
 
     def _finish(self, operation: Operation[Any], call_options: CallOptions) -> FlowResult:
+        check_kind(operation, stream=False)
         result, response = run_sync(
             self._preparer.flow(operation, call_options), self._transport, self._sleep
         )
@@ -96,6 +115,7 @@ class SyncRunner:
         """Run a streaming ``operation`` and return the `Stream` that reads its events."""
         from ._streaming import Stream
 
+        check_kind(operation, stream=True)
         result, response = run_sync(
             self._preparer.flow(operation, call_options), self._transport, self._sleep
         )

@@ -115,3 +115,32 @@ def test_resources_reach_no_private_client_method() -> None:
     for name in ("_call", "_call_raw", "_call_stream", "_send", "_flow"):
         assert not hasattr(AligneAI, name), name
         assert not hasattr(AsyncAligneAI, name), name
+
+
+def test_an_operation_of_the_wrong_kind_is_refused_before_anything_is_sent(server: Any) -> None:
+    streaming = create_embeddings(inputs=["a"], stream=True)
+    with AligneAI(api_key="k", base_url=server.base_url) as client:
+        runner = client.runner
+        with pytest.raises(aligneai.InvalidArgumentValueError, match=r"runner\.stream\(\)"):
+            runner.request(streaming, CallOptions())
+        with pytest.raises(aligneai.InvalidArgumentValueError, match=r"runner\.stream\(\)"):
+            runner.raw(streaming, CallOptions())
+        with pytest.raises(aligneai.InvalidArgumentValueError, match=r"runner.request\(\)"):
+            runner.stream(list_models(), CallOptions())  # type: ignore[arg-type]
+        with pytest.raises(aligneai.InvalidArgumentTypeError, match="operation"):
+            runner.request("GET /models", CallOptions())  # type: ignore[arg-type]
+    assert server.count == 0
+
+
+def test_the_async_runner_refuses_the_wrong_kind_too(server: Any) -> None:
+    async def main() -> None:
+        async with AsyncAligneAI(api_key="k", base_url=server.base_url) as client:
+            with pytest.raises(aligneai.InvalidArgumentValueError, match=r"runner\.stream\(\)"):
+                await client.runner.request(
+                    create_embeddings(inputs=["a"], stream=True), CallOptions()
+                )
+            with pytest.raises(aligneai.InvalidArgumentValueError, match=r"runner.raw\(\)"):
+                await client.runner.stream(list_models(), CallOptions())  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert server.count == 0
