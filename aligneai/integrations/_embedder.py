@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aligneai.core.bulk import validate_bulk_arguments
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
+from aligneai.core.sentinels import NOT_GIVEN, NotGiven
 from aligneai.core.wire import MAX_INPUTS
 
 from ._carry import RateSlot, create_many
@@ -129,7 +130,8 @@ class Embedder:
         batch_size: the most texts per request (1 to 2048).
         max_batch_tokens: the most estimated tokens per request.
         max_concurrency: requests in flight per worker (None: adaptive).
-        timeout: seconds per request (None: the client's default).
+        timeout: seconds per request; None: no read limit; left out (`NOT_GIVEN`): the
+            client's default.
 
     Every argument is checked here, in the driver, before the job starts. The instance pickles
     to its settings (never a key, never a client); `close` releases this process's client.
@@ -150,7 +152,7 @@ class Embedder:
         batch_size: int = MAX_INPUTS,
         max_batch_tokens: int | None = None,
         max_concurrency: int | None = None,
-        timeout: float | None = None,
+        timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> None:
         self.model = _optional_str(model, "model")
         self.dimensions = _positive_int(dimensions, "dimensions", allow_none=True)
@@ -176,7 +178,9 @@ class Embedder:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.max_concurrency = max_concurrency
-        self.timeout = _positive_seconds(timeout, "timeout")
+        self.timeout: float | NotGiven | None = (
+            timeout if timeout is NOT_GIVEN else _positive_seconds(timeout, "timeout")
+        )
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -229,7 +233,7 @@ class Embedder:
                 from aligneai._client import AligneAI
 
                 kwargs: dict[str, Any] = {"base_url": self.base_url}
-                if self.timeout is not None:
+                if self.timeout is not NOT_GIVEN:
                     kwargs["timeout"] = self.timeout
                 # None when unset: the client raises MissingAPIKeyError naming the variable.
                 api_key = os.environ.get(self.api_key_env) or None

@@ -145,6 +145,24 @@ def test_one_client_per_process_and_settings(server: LocalServer) -> None:
     a.close()
 
 
+def test_timeout_left_out_keeps_the_clients_none_lifts_the_read_limit(
+    server: LocalServer,
+) -> None:
+    from aligneai import NOT_GIVEN, Timeout
+
+    default = make(server)
+    assert default.timeout is NOT_GIVEN
+    assert default.client().timeout == Timeout()
+    default.close()
+    unlimited = make(server, timeout=None)
+    assert unlimited.client().timeout.read is None
+    unlimited.close()
+    three = pickle.loads(pickle.dumps(make(server, timeout=3)))
+    assert three.client().timeout.read == 3.0
+    three.close()
+    assert pickle.loads(pickle.dumps(default)).timeout is NOT_GIVEN
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "argument"),
     [
