@@ -658,8 +658,9 @@ def _resumable(output: str) -> bool:
     from pathlib import Path
 
     from aligneai._bulk._checkpoint import checkpoint_path
+    from aligneai._bulk._lock import resolve_output
 
-    return checkpoint_path(Path(output)).exists()
+    return checkpoint_path(resolve_output(Path(output))).exists()
 
 
 def _create_many(client: Any, texts: Iterable[str], **options: Any) -> BulkResult:
@@ -768,6 +769,12 @@ def _count(number: int, word: str, plural: str = "") -> str:
 
 def _summary(result: BulkResult) -> str:
     """One line: texts, tokens, requests, retries, elapsed, throughput (and where)."""
+    if result.already_complete:  # --resume on a finished output: nothing was sent
+        failed = f", {len(result.failed)} failed" if result.failed else ""
+        return (
+            f"aligneai: {result.output} was already complete ({_count(result.count, 'text')}"
+            f"{failed}); nothing was sent"
+        )
     sent = result.count - result.resumed
     tokens = result.usage.total_tokens
     elapsed = result.elapsed

@@ -23,7 +23,15 @@ Life cycle, as the driver uses it::
     checkpoint.save()
     ...
     sink.finish(count)
+    record = checkpoint.done_record(count, failed, size)
+    record.save()                           # what resume=True checks on a finished output
     checkpoint.complete()                   # removes the checkpoint, then the spill files
+
+A finished output keeps a small record of the run that wrote it, ``<output>.done.json``
+(`DoneRecord`: the fingerprint, the row count and width, the server's model, the failed inputs, a
+digest of the texts and the output's size), so that ``resume=True`` on a finished output can check
+that it was written from the same inputs and settings and return at once, sending nothing
+(`open_finished`).
 """
 
 from __future__ import annotations
@@ -37,17 +45,22 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from aligneai.core.batching import SKIP_CHUNK, validate_text
 from aligneai.core.errors import InvalidArgumentValueError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
+    "DONE_FORMAT",
     "BulkResumeError",
     "Checkpoint",
+    "DoneRecord",
     "checkpoint_path",
     "combine_digests",
     "converting_path",
+    "done_path",
     "ids_path",
+    "open_finished",
     "spill_path",
     "texts_digest",
 ]
@@ -56,6 +69,8 @@ __all__ = [
 CHECKPOINT_FORMAT = "aligneai-bulk-checkpoint"
 #: The version of the checkpoint layout; a file with another version is not resumed.
 CHECKPOINT_VERSION = 1
+#: The ``format`` field of the record a finished output keeps (`DoneRecord`).
+DONE_FORMAT = "aligneai-bulk-done"
 
 _DIGEST_BITS = 128
 _DIGEST_MOD = 1 << _DIGEST_BITS
@@ -81,6 +96,11 @@ class BulkResumeError(InvalidArgumentValueError):
 def checkpoint_path(output: Path) -> Path:
     """The checkpoint sidecar of ``output``: ``<output>.checkpoint.json``."""
     return output.with_name(output.name + ".checkpoint.json")
+
+
+def done_path(output: Path) -> Path:
+    """The record of the run that finished ``output``: ``<output>.done.json`` (`DoneRecord`)."""
+    return output.with_name(output.name + ".done.json")
 
 
 def spill_path(output: Path) -> Path:
@@ -228,8 +248,10 @@ class Checkpoint:
         checkpoint (``InvalidArgumentValueError`` naming ``output``) and saves a fresh checkpoint
         at once, so an output without a checkpoint next to it is always a finished one. With
         ``resume=True`` it reads the checkpoint and raises `BulkResumeError` when its fingerprint
-        differs (the message names the field) or when the output is already complete; with no
-        checkpoint and no output it starts afresh.
+        differs (the message names the field) or when the output is already complete (see
+        `open_finished`, which the driver calls first); with no checkpoint and no output it
+        starts afresh. A `DoneRecord` left next to the output is removed whenever a checkpoint
+        is returned: the output is about to change.
         """
         path = Path(output)
         fingerprint = _normalise(fingerprint)
@@ -249,6 +271,8 @@ class Checkpoint:
         elif cp_path.exists():
             checkpoint = cls._read(path)
             checkpoint._check_fingerprint(fingerprint)
+            # The output is about to change: a record of an earlier finish no longer holds.
+            _remove(done_path(path))
             return checkpoint
         elif path.exists():
             raise BulkResumeError(
@@ -257,6 +281,8 @@ class Checkpoint:
             )
         checkpoint = cls(path, fingerprint)
         checkpoint.save()
+        # Left by an output that was removed since: it must not vouch for the new one.
+        _remove(done_path(path))
         return checkpoint
 
     @classmethod
@@ -309,15 +335,7 @@ class Checkpoint:
             raise BulkResumeError(f"the checkpoint {str(cp_path)!r} is damaged") from None
 
     def _check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
-        for key in sorted(set(self.fingerprint) | set(fingerprint)):
-            old = self.fingerprint.get(key)
-            new = fingerprint.get(key)
-            if old != new:
-                raise BulkResumeError(
-                    f"cannot continue {str(self.output)!r}: {key} differs (the interrupted run "
-                    f"used {old!r}, this run {new!r}); run with the same settings, or remove "
-                    f"{self.output.name} and {self.path.name} to start over"
-                )
+        _check_fingerprint(self.output, self.fingerprint, fingerprint, "interrupted", self.path)
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -328,6 +346,32 @@ class Checkpoint:
         Neighbouring ranges are merged (their digests combined), so these are not the batches.
         """
         return list(self._runs)
+
+    def done_record(self, count: int, failed: Iterable[int], size: int) -> DoneRecord:
+        """The `DoneRecord` of the finished output: call it after ``sink.finish``.
+
+        ``count`` inputs, ``failed`` those given up on (the only rows not recorded here), and
+        ``size`` the finished output's size in bytes. Its digest is the sum of the recorded
+        ranges' (the texts of every row written).
+        """
+        failed = sorted(set(failed))
+        if self.done_count + len(failed) != count or any(
+            self._run_at(index) is not None for index in failed
+        ):
+            raise ValueError(
+                f"{self.done_count} rows recorded and {len(failed)} failed, for {count} inputs"
+            )
+        digest = _format_digest(sum(int(digest, 16) for _, _, digest in self._runs))
+        return DoneRecord(
+            self.output,
+            self.fingerprint,
+            count=count,
+            dimensions=self.dimensions,
+            server_model=self.server_model,
+            failed=failed,
+            digest=digest,
+            size=size,
+        )
 
     @property
     def done_count(self) -> int:
@@ -440,25 +484,7 @@ class Checkpoint:
         A reader (or a resumed run after ``kill -9``) sees the previous checkpoint or this one,
         never a mix.
         """
-        data = json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
-        # One fixed name: a save killed half-way leaves it behind, the next save overwrites it
-        # and `complete` removes it.
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _fsync_folder(self.path.parent)
+        _write_atomic(self.path, self.to_json())
 
     def complete(self) -> None:
         """The output is final (``sink.finish`` returned): remove the checkpoint, then the spill.
@@ -473,6 +499,265 @@ class Checkpoint:
         for path in _temporary_files(self.output):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _check_fingerprint(
+    output: Path, old: Mapping[str, Any], new: Mapping[str, Any], which: str, sidecar: Path
+) -> None:
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            verb = "continue" if which == "interrupted" else "resume"
+            raise BulkResumeError(
+                f"cannot {verb} {str(output)!r}: {key} differs (the {which} run used "
+                f"{old.get(key)!r}, this run {new.get(key)!r}); run with the same settings, or "
+                f"remove {output.name} and {sidecar.name} to start over"
+            )
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _write_atomic(path: Path, content: Mapping[str, Any]) -> None:
+    """Write ``content`` as JSON to ``path`` atomically: a temporary file, fsync, ``os.replace``."""
+    data = json.dumps(content, separators=(",", ":")).encode("utf-8")
+    # One fixed name: a save killed half-way leaves it behind, the next save overwrites it
+    # and `Checkpoint.complete` removes it.
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_folder(path.parent)
+
+
+# -- the record of a finished output ------------------------------------------------------------
+
+
+def _ranges(indexes: Iterable[int]) -> list[list[int]]:
+    """Sorted indexes as ``[start, stop)`` ranges of consecutive ones (pure)."""
+    out: list[list[int]] = []
+    for index in sorted(set(indexes)):
+        if out and out[-1][1] == index:
+            out[-1][1] = index + 1
+        else:
+            out.append([index, index + 1])
+    return out
+
+
+class DoneRecord:
+    """What ``resume=True`` checks on a finished output: ``<output>.done.json``.
+
+    Written by a run that finished its output, just before its checkpoint is removed, so a
+    resumed call on that output can tell, without sending anything, that it would only write
+    the same rows again: same fingerprint (`Checkpoint.fingerprint`), same inputs (a digest of
+    the texts of every row written, and the count), the output untouched since (its size).
+    The texts of failed inputs (``on_error="skip"``) are not in the digest: their rows hold
+    nothing to vouch for.
+
+    Attributes:
+        path: the record file, ``<output>.done.json``.
+        output: the finished output.
+        fingerprint: the settings of the run that wrote it.
+        count: the number of inputs.
+        dimensions: the embedding width (None when no row was written).
+        server_model: the model the server named (None when no request was answered).
+        failed: the indexes of the inputs given up on, ascending.
+        digest: `texts_digest` of the texts of every row written, summed.
+        size: the output's size in bytes when it was finished.
+    """
+
+    def __init__(
+        self,
+        output: Path,
+        fingerprint: Mapping[str, Any],
+        *,
+        count: int,
+        dimensions: int | None,
+        server_model: str | None,
+        failed: Iterable[int],
+        digest: str,
+        size: int,
+    ) -> None:
+        self.output = output
+        self.path = done_path(output)
+        self.fingerprint = _normalise(fingerprint)
+        self.count = count
+        self.dimensions = dimensions
+        self.server_model = server_model
+        self.failed = tuple(sorted(set(failed)))
+        self.digest = digest
+        self.size = size
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content (failed inputs as ``[start, stop)`` ranges)."""
+        return {
+            "format": DONE_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "fingerprint": self.fingerprint,
+            "count": self.count,
+            "dimensions": self.dimensions,
+            "server_model": self.server_model,
+            "failed": _ranges(self.failed),
+            "digest": self.digest,
+            "size": self.size,
+        }
+
+    def save(self) -> None:
+        """Write the record atomically (as `Checkpoint.save` does)."""
+        _write_atomic(self.path, self.to_json())
+
+    @classmethod
+    def read(cls, output: Path) -> DoneRecord | None:
+        """The record next to ``output``; None when there is none, `BulkResumeError` if damaged."""
+        path = done_path(output)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise BulkResumeError(f"cannot read {str(path)!r}: {exc}") from None
+        damaged = BulkResumeError(
+            f"{str(path)!r} is damaged: remove {output.name} and {path.name} to embed again"
+        )
+        if not isinstance(data, dict) or data.get("format") != DONE_FORMAT:
+            raise damaged
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise BulkResumeError(
+                f"{str(path)!r} has version {data.get('version')!r}; this version of aligneai "
+                f"reads version {CHECKPOINT_VERSION} only"
+            )
+        fingerprint, count, dimensions = (
+            data.get("fingerprint"),
+            data.get("count"),
+            data.get("dimensions"),
+        )
+        server_model, failed, size = data.get("server_model"), data.get("failed"), data.get("size")
+        ok = (
+            isinstance(fingerprint, dict)
+            and type(count) is int
+            and count >= 0
+            and (dimensions is None or (type(dimensions) is int and dimensions > 0))
+            and (server_model is None or (isinstance(server_model, str) and server_model))
+            and isinstance(failed, list)
+            and all(
+                isinstance(item, list)
+                and len(item) == 2
+                and type(item[0]) is int
+                and type(item[1]) is int
+                and 0 <= item[0] < item[1] <= count
+                for item in failed
+            )
+            and _valid_digest(data.get("digest"))
+            and type(size) is int
+            and size >= 0
+        )
+        if not ok:
+            raise damaged
+        assert isinstance(fingerprint, dict) and isinstance(failed, list)
+        return cls(
+            output,
+            fingerprint,
+            count=count,  # type: ignore[arg-type] # checked above
+            dimensions=dimensions,
+            server_model=server_model,
+            failed=[i for start, stop in failed for i in range(start, stop)],
+            digest=data["digest"],
+            size=size,  # type: ignore[arg-type]
+        )
+
+    def check(self, fingerprint: Mapping[str, Any]) -> None:
+        """`BulkResumeError` unless this run's settings are the finished run's, output unchanged.
+
+        ``fingerprint`` must equal the record's, and the output must still be the size it was
+        finished at.
+        """
+        _check_fingerprint(
+            self.output, self.fingerprint, _normalise(fingerprint), "finished", self.path
+        )
+        try:
+            size = self.output.stat().st_size
+        except OSError as exc:
+            raise BulkResumeError(f"cannot read {str(self.output)!r}: {exc}") from None
+        if size != self.size:
+            raise BulkResumeError(
+                f"{str(self.output)!r} changed since its run finished it ({size} bytes, "
+                f"{self.size} then): remove {self.output.name} and {self.path.name} to embed "
+                "again"
+            )
+
+    def verify(self, inputs: Iterable[object]) -> None:
+        """Read ``inputs`` through; `BulkResumeError` unless they are the finished run's texts.
+
+        Each text is checked as a run checks it (`validate_text`), so a bad one is named as
+        ``inputs[i]``; more or fewer texts than the output's rows, or other texts in its rows,
+        raise `BulkResumeError`. Costs one hash per text, 4,096 texts held at a time.
+        """
+        name = self.output.name
+        again = f"resume with the same inputs, or remove {name} and {self.path.name} to start over"
+        failed = set(self.failed)
+        total = 0
+        chunk: list[str] = []
+        chunk_start = 0
+        count = 0
+        for index, text in enumerate(inputs):
+            if index >= self.count:
+                raise BulkResumeError(
+                    f"the inputs have more than the {self.count} texts {name} was embedded "
+                    f"from; {again}"
+                )
+            text = validate_text(text, index)
+            count = index + 1
+            if index in failed or len(chunk) >= SKIP_CHUNK:
+                if chunk:
+                    total += int(texts_digest(chunk_start, chunk), 16)
+                chunk = []
+                if index in failed:
+                    continue
+            if not chunk:
+                chunk_start = index
+            chunk.append(text)
+        if chunk:
+            total += int(texts_digest(chunk_start, chunk), 16)
+        if count < self.count:
+            raise BulkResumeError(
+                f"the inputs end after {count} texts, but {name} holds the rows of "
+                f"{self.count}; {again}"
+            )
+        if _format_digest(total) != self.digest:
+            raise BulkResumeError(f"the inputs differ from those {name} was embedded from; {again}")
+
+
+def open_finished(output: Path, fingerprint: Mapping[str, Any]) -> DoneRecord | None:
+    """With ``resume=True``: the `DoneRecord` of ``output`` when it is finished, else None.
+
+    None when there is a checkpoint (an interrupted run: `Checkpoint.open` continues it) or no
+    output (it starts afresh). A finished output (no checkpoint) must have its record, with this
+    run's fingerprint, and still be the size it was finished at; otherwise `BulkResumeError`
+    says why. The inputs are checked next, with `DoneRecord.verify`.
+    """
+    if checkpoint_path(output).exists() or not output.exists():
+        return None
+    record = DoneRecord.read(output)
+    if record is None:
+        raise BulkResumeError(
+            f"{str(output)!r} is complete (it has no checkpoint), but has no record of the run "
+            f"that wrote it ({done_path(output).name}) to check this run against: there is "
+            "nothing to resume; remove it to embed again"
+        )
+    record.check(fingerprint)
+    return record
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from aligneai.core.ratecontrol import RateController
 
-    from ._checkpoint import Checkpoint
+    from ._checkpoint import Checkpoint, DoneRecord
     from ._progress import Reporter
     from ._sinks import Sink
 
@@ -347,7 +347,7 @@ class CreateManyJob(Job):
         resume: object,
         **kwargs: Any,
     ) -> None:
-        from ._lock import OutputLock
+        from ._lock import OutputLock, resolve_output
         from ._sinks import validate_output
 
         require_numpy()
@@ -378,11 +378,14 @@ class CreateManyJob(Job):
                 "resume", "needs an output file (output=...) to continue"
             )
         dimensions = _check_dimensions(kwargs.get("dimensions"))
+        #: The output as given (the result names it so); its files are those of `resolve_output`.
+        self.output: Path | None = path
+        target = resolve_output(path) if path is not None else None
         # One run per output at a time, from here to `close` (see `_lock`): taken before the
         # checkpoint is read, so a second run is refused before it touches any file.
-        self._lock = OutputLock.acquire(path) if path is not None else None
+        self._lock = OutputLock.acquire(target) if target is not None else None
         try:
-            self._open(inputs, path, ids, resume, dimensions, kwargs)
+            self._open(inputs, target, ids, resume, dimensions, kwargs)
         except BaseException:
             if self._lock is not None:
                 self._lock.release()
@@ -397,10 +400,11 @@ class CreateManyJob(Job):
         dimensions: int | None,
         kwargs: dict[str, Any],
     ) -> None:
-        from ._checkpoint import Checkpoint, texts_digest
+        from ._checkpoint import Checkpoint, open_finished, texts_digest
         from ._sinks import open_sink
 
         self.checkpoint: Checkpoint | None = None
+        self.finished: DoneRecord | None = None
         done: list[tuple[int, int]] = []
         seen: dict[str, Any] = {}
         if path is not None:
@@ -410,6 +414,11 @@ class CreateManyJob(Job):
                 "format": path.suffix.lower(),
                 "ids": ids is not None,
             }
+            if resume:
+                self.finished = open_finished(path, fingerprint)
+                if self.finished is not None:
+                    self._open_finished(inputs, path, self.finished, kwargs)
+                    return
             self.checkpoint = Checkpoint.open(path, fingerprint, resume=resume)
             if self.checkpoint.resumed:
                 done = [(start, stop) for start, stop, _ in self.checkpoint.done]
@@ -425,7 +434,6 @@ class CreateManyJob(Job):
             if self.checkpoint is not None and not self.checkpoint.resumed:
                 self.checkpoint.complete()  # the fresh checkpoint of a run that never started
             raise
-        self.output: Path | None = path
         checkpoint = self.checkpoint
 
         def verify(start: int, stop: int, texts: tuple[str, ...]) -> None:
@@ -449,6 +457,21 @@ class CreateManyJob(Job):
             self.sink.close()
             raise
 
+    def _open_finished(
+        self, inputs: object, path: Path, record: DoneRecord, kwargs: dict[str, Any]
+    ) -> None:
+        """``resume=True`` on a finished output: check the inputs, then nothing is left to do.
+
+        The inputs are read through and hashed against the record (`DoneRecord.verify`), here,
+        before the driver starts: the scheduler gets none of them, so nothing is sent.
+        """
+        from ._sinks import FinishedSink
+
+        record.verify(inputs)  # type: ignore[arg-type] # an iterable: checked by the caller
+        self.sink = FinishedSink(path, dimensions=record.dimensions)
+        super().__init__((), texts_checked=True, **kwargs)
+        self.total_hint = record.count
+
     def deliver(self, batch: Batch, matrix: np.ndarray[Any, Any]) -> None:
         """Rows first, then the checkpoint (saved atomically): a kill never loses recorded rows."""
         self.sink.write(batch.start, matrix)
@@ -461,6 +484,8 @@ class CreateManyJob(Job):
 
     def finish(self) -> BulkResult:
         """All inputs are done: finalise the output and describe the run."""
+        if self.finished is not None:
+            return self._finish_finished(self.finished)
         counters = self.scheduler.counters
         count = self.scheduler.total
         assert count is not None
@@ -469,6 +494,9 @@ class CreateManyJob(Job):
             self.checkpoint.verify_end(count)
         self.sink.finish(count, failed)
         if self.checkpoint is not None:
+            # The record first: killed before the checkpoint goes, the run is simply resumed.
+            size = self.checkpoint.output.stat().st_size
+            self.checkpoint.done_record(count, failed, size).save()
             self.checkpoint.complete()
         self.report()
         return BulkResult(
@@ -484,6 +512,38 @@ class CreateManyJob(Job):
             elapsed=self.clock() - self.start,
             output=self.output,
             model=self.reported_model,
+        )
+
+    def _finish_finished(self, record: DoneRecord) -> BulkResult:
+        """The result of a run that found its output finished: the finished run's rows."""
+        from ._progress import ProgressEvent
+
+        self.sink.finish(record.count, record.failed)
+        written = record.count - len(record.failed)
+        elapsed = self.clock() - self.start
+        self.reporter.update(
+            ProgressEvent(
+                done=written,
+                total=record.count,
+                failed=len(record.failed),
+                elapsed=elapsed,
+                concurrency=self.scheduler.rate.concurrency,
+            )
+        )
+        return BulkResult(
+            matrix=self.sink.matrix,
+            count=record.count,
+            dimensions=record.dimensions or 0,
+            usage=Usage(prompt_tokens=0, total_tokens=0),
+            requests=0,
+            retries=0,
+            rate_limited=0,
+            failed=record.failed,
+            resumed=written,
+            elapsed=elapsed,
+            output=self.output,
+            model=record.server_model,
+            already_complete=True,
         )
 
     def close(self) -> None:

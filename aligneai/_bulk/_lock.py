@@ -14,6 +14,13 @@ means nothing without the lock). ``flock`` locks belong to the open file, not to
 so two opens in one process exclude each other too (POSIX ``fcntl``/``lockf`` locks would not).
 It is advisory: it keeps aligneai runs apart, not other programs writing the same file; and on a
 network file system it is only as good as the file system's locking.
+
+Two names for one output take one lock: the driver passes `resolve_output` of the name it was
+given, which follows a symlink to the file itself, so ``link.npy -> data/v.npy`` locks (and
+checkpoints) ``data/v.npy``. Other spellings need nothing: ``out.npy``, ``./out.npy``,
+``a/../out.npy`` and the absolute path name ``<folder>/out.npy.lock`` in the folder the operating
+system resolves for the output itself, so they open the same lock file. (Hard links, two names
+of one file in two folders, are not recognised.)
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from pathlib import Path
 
 from aligneai.core.errors import InvalidArgumentValueError
 
-__all__ = ["OutputLock", "lock_path"]
+__all__ = ["OutputLock", "lock_path", "resolve_output"]
 
 # A lock file removed by the run that held it, between our open and our lock: try again a few
 # times (each try is a couple of system calls; more than a handful means something odd).
@@ -35,6 +42,20 @@ _ATTEMPTS = 8
 def lock_path(output: Path) -> Path:
     """The lock file of ``output``: ``<output>.lock``."""
     return output.with_name(output.name + ".lock")
+
+
+def resolve_output(output: Path) -> Path:
+    """The name a run uses for ``output``'s files: the file itself when ``output`` is a symlink.
+
+    A symlink (or a chain of them) is resolved to the real path, so that its lock, checkpoint
+    and sidecars sit next to the file it points to, where a run given the file's own name
+    looks for them; and so that a ``.parquet``/``.jsonl`` output renamed into place at the end
+    replaces the file, not the symlink. Any other name is returned as given: its folder is the
+    output's folder (see the module docstring).
+    """
+    if os.path.islink(output):
+        return Path(os.path.realpath(output))
+    return output
 
 
 def _try_lock(fd: int) -> bool:

@@ -37,7 +37,12 @@ class BulkResult:
         model: the model the server named in its answers (the same for every answer, and for
             the interrupted run a resumed one continues: a run stops with
             ``APIResponseValidationError`` rather than mix two models); None when no request
-            was answered (no inputs, all of them resumed or failed).
+            was answered (no inputs, all of them resumed or failed), or the finished run's
+            when ``already_complete``.
+        already_complete: True when ``resume=True`` found the output already finished, by a
+            run with the same settings and inputs: nothing was sent or rewritten, ``resumed``
+            counts every row (``requests``, ``usage`` and the other counters are 0), and
+            ``failed`` lists the inputs that finished run gave up on.
     """
 
     matrix: Optional[np.ndarray[Any, Any]]  # noqa: UP045 - attrs evaluates this on 3.9
@@ -52,10 +57,13 @@ class BulkResult:
     elapsed: float
     output: Optional[Path]  # noqa: UP045
     model: Optional[str] = None  # noqa: UP045
+    already_complete: bool = False
 
     def __repr__(self) -> str:
         where = "in memory" if self.output is None else str(self.output)
         model = "" if self.model is None else f" of {self.model!r}"
+        if self.already_complete:
+            where += ", already complete"
         return (
             f"<BulkResult {self.count} inputs x {self.dimensions} dimensions{model} ({where}), "
             f"{self.usage.prompt_tokens} tokens, {self.requests} requests, "

@@ -53,6 +53,7 @@ __all__ = [
     "CONVERT_CHUNK_BYTES",
     "NPY_HEADER_BYTES",
     "OUTPUT_SUFFIXES",
+    "FinishedSink",
     "InMemorySink",
     "JsonlSink",
     "NpySink",
@@ -571,6 +572,66 @@ class NpySink:
         """Close the files; an unfinished output stays resumable."""
         self._rows.close()
         self._ids.close()
+
+
+class FinishedSink:
+    """An output finished by an earlier run (``resume=True`` found it complete): read only.
+
+    Nothing is written: `write` and `record_ids` refuse, `finish` only opens the result
+    (``.npy``: a read-only memmap, as `NpySink` gives; ``.parquet`` / ``.jsonl``: None).
+    """
+
+    def __init__(self, path: Path, *, dimensions: int | None) -> None:
+        self._path = path
+        self._dimensions = dimensions
+        self._matrix: np.ndarray[Any, Any] | None = None
+
+    @property
+    def path(self) -> Path:
+        """The output file."""
+        return self._path
+
+    @property
+    def dimensions(self) -> int | None:
+        """The row width the finished run recorded."""
+        return self._dimensions
+
+    @property
+    def matrix(self) -> np.ndarray[Any, Any] | None:
+        """After `finish`: the ``.npy`` as a read-only memmap; None for other formats."""
+        return self._matrix
+
+    def write(self, start: int, matrix: np.ndarray[Any, Any]) -> None:
+        """Refused: the output is finished."""
+        raise ValueError(f"{str(self._path)!r} is finished: no row is written again")
+
+    def record_ids(self, start: int, ids: Sequence[str]) -> None:
+        """Refused: the output is finished."""
+        raise ValueError(f"{str(self._path)!r} is finished: no id is written again")
+
+    def sync(self) -> None:
+        """Nothing to push."""
+
+    def finish(self, count: int, failed: Sequence[int] = ()) -> None:
+        """Open the ``.npy`` for the result (its shape must be ``(count, dimensions)``)."""
+        if self._path.suffix.lower() != ".npy":
+            return
+        np_ = _numpy()
+        with open(self._path, "rb") as handle:
+            found = _read_npy_header(handle.read(NPY_HEADER_BYTES), self._path)
+        if found != (count, self._dimensions or 0):
+            raise InvalidArgumentValueError(
+                "output",
+                f"{str(self._path)!r} holds {found[0]} rows of {found[1]}, not the {count} of "
+                f"{self._dimensions or 0} its run finished",
+            )
+        if count and self._dimensions:
+            self._matrix = np_.load(self._path, mmap_mode="r")
+        else:  # numpy cannot memory-map an empty array
+            self._matrix = np_.load(self._path)
+
+    def close(self) -> None:
+        """Nothing is held open (the memmap keeps its own mapping)."""
 
 
 class _SpillSink:

@@ -193,7 +193,8 @@ def test_a_second_process_is_refused_while_a_run_holds_the_output(
         finally:
             holder.kill()
     np.testing.assert_allclose(np.load(output), expected(corpus), atol=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy"]  # no lock file left
+    # no lock file left (the record of the finished run stays)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.npy", "v.npy.done.json"]
 
 
 def test_a_killed_run_leaves_no_stale_lock(tmp_path: Path) -> None:
@@ -211,7 +212,7 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [row["index"] for row in rows] == list(range(20))
     np.testing.assert_allclose([row["embedding"] for row in rows], expected(corpus), atol=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.jsonl", "v.jsonl.done.json"]
 
 
 @pytest.mark.parametrize(("outer", "inner"), [("sync", "async"), ("async", "sync")])
@@ -244,7 +245,7 @@ def test_a_second_run_in_the_same_process_is_refused(
     assert refusals[0].argument == "output"
     assert "in use by another run" in str(refusals[0])
     assert result.count == 12 and result.failed == ()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.parquet", "v.parquet.done.json"]
 
 
 @drivers

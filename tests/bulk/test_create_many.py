@@ -229,7 +229,7 @@ def test_npy_output_is_a_memmap_and_the_checkpoint_goes_away(driver: str, tmp_pa
     assert result.output == out
     assert isinstance(result.matrix, np.memmap)
     assert np.array_equal(np.load(out), expected(texts))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.npy", "vectors.npy.done.json"]
     with LocalServer() as server, pytest.raises(InvalidArgumentValueError, match="exists"):
         create_many(server, driver, texts, output=out)
 
