@@ -1,16 +1,16 @@
-"""The at-scale guide's Dask, LangChain and LlamaIndex blocks run, as written.
+"""The at-scale guide's Ray, Dask, LangChain and LlamaIndex blocks run, as written.
 
 tests/docs runs every ```python block of the guides in the main suite; these are fenced ```py
-there because they need the engines and frameworks that only this env installs. (The Ray block,
-which reads and writes parquet folders on a Ray cluster, is not run here: examples/ray_embed.py
-and test_ray.py exercise the same `map_batches(Embedder, ...)` call.) Here each runs against the
-local server with what the guide leaves to the reader: a ``corpus/`` folder of parquet with a
-"text" column, a list ``texts`` and LlamaIndex ``documents``. What each block produces is then
-checked row by row against the deterministic embedder.
+there because they need the engines and frameworks that only this env installs. Here each runs
+against the local server with what the guide leaves to the reader: a ``corpus/`` folder of
+parquet with a "text" column, a list ``texts`` and LlamaIndex ``documents`` (and, for Ray, a
+local Ray of 2 CPUs). What each block produces (the ``vectors/`` folders the Ray and Dask blocks
+write, the frameworks' stores) is then checked row by row against the deterministic embedder.
 """
 
 from __future__ import annotations
 
+import signal
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +82,41 @@ def test_the_dask_block_runs(guide_env: LocalServer, tmp_path: Path) -> None:
     table = pq.read_table(tmp_path / "vectors")  # what the block's to_parquet wrote
     assert table.schema.field("embedding").type == pa.list_(pa.float32())
     check(dict(zip(table.column("text").to_pylist(), table.column("embedding").to_pylist())))
+
+
+# Ray warns about its own deprecated settings from inside ray.data, and older Rays leave a
+# helper process of ray.init to the garbage collector (not our doing; as in test_ray.py).
+@pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray\..*")
+@pytest.mark.filterwarnings("ignore:subprocess .* is still running:ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+# 60 rows are one block, less than the block's 4 actors can share (a corpus has many more).
+@pytest.mark.filterwarnings("ignore:The minimum number of concurrent actors:UserWarning")
+def test_the_ray_block_runs(
+    guide_env: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    monkeypatch.setenv("RAY_DEDUP_LOGS", "0")
+
+    def too_long(signum: int, frame: Any) -> None:
+        raise TimeoutError("the guide's Ray block ran for 300 s")
+
+    # A small machine: 2 CPUs for the block's 4 actors and its read and write tasks (with a
+    # whole CPU per actor, it waited forever). The workers start with this environment: the
+    # local server's URL and the key come from it.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(300)  # bounded: a scheduling deadlock fails the test instead of hanging it
+    try:
+        exec(compile(block("import ray"), f"{GUIDE}:ray", "exec"), {"__name__": "__main__"})
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        ray.shutdown()
+    table = pq.read_table(tmp_path / "vectors")  # what the block's write_parquet wrote
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), DIMS)
+    check(dict(zip(table.column("text").to_pylist(), table.column("embedding").to_pylist())))
+    assert guide_env.stats.inputs == len(TEXTS)  # each text embedded once
 
 
 def test_the_langchain_block_runs(guide_env: LocalServer) -> None:
