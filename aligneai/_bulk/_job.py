@@ -496,6 +496,7 @@ class CreateManyJob(Job):
         if self.checkpoint is not None:
             # The record first: killed before the checkpoint goes, the run is simply resumed.
             size = self.checkpoint.output.stat().st_size
+            self.checkpoint.dimensions = self.sink.dimensions  # given, when no row came back
             self.checkpoint.done_record(count, failed, size).save()
             self.checkpoint.complete()
         self.report()

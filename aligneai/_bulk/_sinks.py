@@ -617,18 +617,23 @@ class FinishedSink:
         if self._path.suffix.lower() != ".npy":
             return
         np_ = _numpy()
-        with open(self._path, "rb") as handle:
-            found = _read_npy_header(handle.read(NPY_HEADER_BYTES), self._path)
-        if found != (count, self._dimensions or 0):
+        width = self._dimensions or 0
+        try:
+            if count and width:
+                matrix = np_.load(self._path, mmap_mode="r")
+            else:  # numpy cannot memory-map an empty array
+                matrix = np_.load(self._path)
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentValueError(
+                "output", f"cannot read {str(self._path)!r}: {exc}"
+            ) from None
+        if matrix.shape != (count, width) or matrix.dtype != np_.float32:
             raise InvalidArgumentValueError(
                 "output",
-                f"{str(self._path)!r} holds {found[0]} rows of {found[1]}, not the {count} of "
-                f"{self._dimensions or 0} its run finished",
+                f"{str(self._path)!r} holds a {matrix.dtype} array of shape {matrix.shape}, "
+                f"not the ({count}, {width}) float32 rows its run finished",
             )
-        if count and self._dimensions:
-            self._matrix = np_.load(self._path, mmap_mode="r")
-        else:  # numpy cannot memory-map an empty array
-            self._matrix = np_.load(self._path)
+        self._matrix = matrix
 
     def close(self) -> None:
         """Nothing is held open (the memmap keeps its own mapping)."""

@@ -317,3 +317,54 @@ def test_cli_resume_on_a_finished_output_exits_0_and_says_so(
         assert code != 0
         assert len(err.splitlines()) == 1 and "--resume: " in err and "more than the 25" in err
         assert server.stats.requests == sent
+
+
+def test_killed_between_its_record_and_its_checkpoint_removal_the_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The record is saved before the checkpoint goes: a run killed in between leaves both.
+    from aligneai._bulk._checkpoint import Checkpoint
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self: Checkpoint) -> None:
+        raise Killed
+
+    corpus = texts(20)
+    output = tmp_path / "v.parquet"
+    pytest.importorskip("pyarrow")
+    with LocalServer() as server:
+        with monkeypatch.context() as patch:
+            patch.setattr(Checkpoint, "complete", killed)
+            with pytest.raises(Killed):
+                create_many(server, "sync", corpus, output=output, batch_size=5)
+        assert output.with_name("v.parquet.checkpoint.json").exists()
+        assert output.with_name("v.parquet.done.json").exists()
+        sent = server.stats.requests
+        # The checkpoint wins: an ordinary resume, every row already written, nothing sent.
+        resumed = create_many(server, "sync", corpus, output=output, resume=True)
+        assert not resumed.already_complete and resumed.resumed == 20
+        assert server.stats.requests == sent
+        assert not output.with_name("v.parquet.checkpoint.json").exists()
+        again = create_many(server, "async", corpus, output=output, resume=True)
+        assert again.already_complete and server.stats.requests == sent
+    np.testing.assert_allclose(read_rows(output), expected(corpus), atol=1e-6)
+
+
+@pytest.mark.parametrize("dimensions", [None, DIMS])
+@suffixes
+def test_a_finished_run_of_no_inputs_resumes_as_one(
+    tmp_path: Path, suffix: str, dimensions: int | None
+) -> None:
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
+    output = tmp_path / f"e{suffix}"
+    with LocalServer() as server:
+        first = create_many(server, "sync", [], output=output, dimensions=dimensions)
+        again = create_many(server, "async", [], output=output, dimensions=dimensions, resume=True)
+        assert server.stats.requests == 0
+    assert again.already_complete and again.count == 0
+    assert again.dimensions == first.dimensions == (dimensions or 0)
+    if suffix == ".npy":
+        assert again.matrix is not None and again.matrix.shape == (0, dimensions or 0)
