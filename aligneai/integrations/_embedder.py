@@ -106,10 +106,11 @@ class Embedder:
     embedding of the text in row ``i``. The batch is embedded with
     ``client.embeddings.create_many`` (batching, retries, 429 holds, adaptive concurrency).
 
-    Ray Data builds one per worker from the class and its keyword arguments::
+    Ray Data builds one per worker from the class and its keyword arguments (each actor
+    mostly waits on the API: ``num_cpus=0.25`` leaves CPUs to the read and write tasks)::
 
         ds.map_batches(Embedder, fn_constructor_kwargs={"workers": 4, ...}, concurrency=4,
-                       batch_size=1024, batch_format="pyarrow")
+                       num_cpus=0.25, batch_size=1024, batch_format="pyarrow")
 
     Dask pickles an instance with the function: ``ddf.map_partitions(Embedder(...), meta=...)``,
     or `aligneai.integrations.dask.embed_dataframe`.
