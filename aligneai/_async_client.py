@@ -14,6 +14,7 @@ from aligneai.core.options import (
     HeaderOverrides,
     TimeoutLike,
 )
+from aligneai.core.sentinels import NotGiven
 from aligneai.transports.base import AsyncTransport
 from aligneai.transports.connection_limits import DEFAULT_ASYNC_MAX_CONNECTIONS
 
@@ -44,15 +45,15 @@ class AsyncAligneAI(BaseClient):
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | NotGiven | None = None,
         *,
-        base_url: str | None = None,
-        timeout: TimeoutLike = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: HeaderOverrides | None = None,
-        transport: AsyncTransport | None = None,
-        max_connections: int = DEFAULT_ASYNC_MAX_CONNECTIONS,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        base_url: str | NotGiven | None = None,
+        timeout: TimeoutLike | NotGiven = DEFAULT_TIMEOUT,
+        max_retries: int | NotGiven = DEFAULT_MAX_RETRIES,
+        default_headers: HeaderOverrides | NotGiven | None = None,
+        transport: AsyncTransport | NotGiven | None = None,
+        max_connections: int | NotGiven = DEFAULT_ASYNC_MAX_CONNECTIONS,
+        max_response_bytes: int | NotGiven = DEFAULT_MAX_RESPONSE_BYTES,
         _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(
@@ -63,6 +64,10 @@ class AsyncAligneAI(BaseClient):
             default_headers=default_headers,
             max_response_bytes=max_response_bytes,
         )
+        if isinstance(transport, NotGiven):  # NOT_GIVEN: the default, as for every argument
+            transport = None
+        if isinstance(max_connections, NotGiven):
+            max_connections = DEFAULT_ASYNC_MAX_CONNECTIONS
         if transport is not None and not isinstance(transport, AsyncTransport):
             raise InvalidArgumentTypeError(
                 "transport", "expected an object with async send(request) and aclose() methods"

@@ -48,13 +48,13 @@ class BaseClient:
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | NotGiven | None = None,
         *,
-        base_url: str | None = None,
-        timeout: TimeoutLike = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: HeaderOverrides | None = None,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        base_url: str | NotGiven | None = None,
+        timeout: TimeoutLike | NotGiven = DEFAULT_TIMEOUT,
+        max_retries: int | NotGiven = DEFAULT_MAX_RETRIES,
+        default_headers: HeaderOverrides | NotGiven | None = None,
+        max_response_bytes: int | NotGiven = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._set_options(
             resolve_options(

@@ -12,6 +12,7 @@ from aligneai.core.options import (
     HeaderOverrides,
     TimeoutLike,
 )
+from aligneai.core.sentinels import NotGiven
 from aligneai.transports.base import SyncTransport
 from aligneai.transports.connection_limits import DEFAULT_SYNC_MAX_CONNECTIONS
 
@@ -50,15 +51,15 @@ class AligneAI(BaseClient):
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | NotGiven | None = None,
         *,
-        base_url: str | None = None,
-        timeout: TimeoutLike = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: HeaderOverrides | None = None,
-        transport: SyncTransport | None = None,
-        max_connections: int = DEFAULT_SYNC_MAX_CONNECTIONS,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        base_url: str | NotGiven | None = None,
+        timeout: TimeoutLike | NotGiven = DEFAULT_TIMEOUT,
+        max_retries: int | NotGiven = DEFAULT_MAX_RETRIES,
+        default_headers: HeaderOverrides | NotGiven | None = None,
+        transport: SyncTransport | NotGiven | None = None,
+        max_connections: int | NotGiven = DEFAULT_SYNC_MAX_CONNECTIONS,
+        max_response_bytes: int | NotGiven = DEFAULT_MAX_RESPONSE_BYTES,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
@@ -69,6 +70,10 @@ class AligneAI(BaseClient):
             default_headers=default_headers,
             max_response_bytes=max_response_bytes,
         )
+        if isinstance(transport, NotGiven):  # NOT_GIVEN: the default, as for every argument
+            transport = None
+        if isinstance(max_connections, NotGiven):
+            max_connections = DEFAULT_SYNC_MAX_CONNECTIONS
         if transport is not None and not isinstance(transport, SyncTransport):
             from aligneai.core.errors import InvalidArgumentTypeError
 

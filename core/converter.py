@@ -212,7 +212,8 @@ def fast_converter() -> cattrs.Converter:
 def strict_converter() -> cattrs.Converter:
     """Deprecated: use `aligneai.testing.contract.strict_converter` (it moved to the testing kit).
 
-    Returns a converter that also rejects unknown fields, and warns `DeprecationWarning`.
+    Returns a converter that also rejects unknown fields (built once, as before the move), and
+    warns `DeprecationWarning` on every call.
     """
     warnings.warn(
         "aligneai.core.converter.strict_converter is deprecated; use "
@@ -220,4 +221,10 @@ def strict_converter() -> cattrs.Converter:
         DeprecationWarning,
         stacklevel=2,
     )
+    return _strict_converter()
+
+
+@cache
+def _strict_converter() -> cattrs.Converter:
+    # Cached apart from the shim, so that the warning is given on every call, not the first.
     return make_converter(strict=True)

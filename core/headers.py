@@ -11,7 +11,7 @@ HTTP/1.1 allows (and HTTP/2 requires).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn, Optional, Union, overload
+from typing import Any, NoReturn, Optional, TypeVar, Union, overload
 
 __all__ = ["SECRET_HEADERS", "HeaderChanges", "Headers", "HeadersLike", "redact"]
 
@@ -25,9 +25,28 @@ HeadersLike = Union[Mapping[str, str], Iterable[tuple[str, str]]]
 HeaderChanges = Mapping[str, Optional[str]]  # a run-time alias: no `|` on 3.9
 
 
-def redact(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``headers`` with the values of credential fields replaced by ``***``."""
+_V = TypeVar("_V")
+
+
+def redact(headers: Mapping[str, _V]) -> dict[str, _V | str]:
+    """A copy of ``headers`` with the values of credential fields replaced by ``***``.
+
+    Any values are kept as they are otherwise (a None of header overrides too).
+    """
     return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def _refuse_non_str(pairs: list[Any]) -> None:
+    """Raise a TypeError naming the first field whose name or value is no str (never a value)."""
+    for pair in pairs:
+        name, value = pair
+        if not isinstance(name, str):
+            raise TypeError(f"Headers: a header name must be a str, got {type(name).__name__}")
+        if not isinstance(value, str):
+            raise TypeError(
+                f"Headers: the value of header {name.lower()!r} must be a str, "
+                f"got {type(value).__name__}"
+            )
 
 
 # Looked up once: Headers blocks its own mutators, so its builders call dict's directly.
@@ -44,7 +63,7 @@ class Headers(dict[str, str]):
     Equality with any mapping compares names case-insensitively and values exactly. It is a
     ``dict`` so that ``json.dumps(headers)`` and ``dict(headers)`` work as they did; changing
     it raises `TypeError`; `merged` makes a changed copy. The repr hides credentials
-    (``authorization``, ``cookie``, ...).
+    (``authorization``, ``cookie``, ...). A name or value that is no ``str`` raises `TypeError`.
     """
 
     __slots__ = ()
@@ -58,8 +77,17 @@ class Headers(dict[str, str]):
             pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
             # One C-level pass for the usual head (no field twice, whatever the case); a
             # repeated field shrinks the dict, and only then are values joined one by one.
-            store = {name.lower(): value for name, value in pairs}
+            try:
+                store = {name.lower(): value for name, value in pairs}
+                # Only str names and values go on the wire (a None would be sent as "None"):
+                # one C-level join each checks them all, and raises TypeError otherwise.
+                "".join(store)
+                "".join(store.values())
+            except (TypeError, AttributeError):
+                _refuse_non_str(pairs)
+                raise
             if len(store) != len(pairs):
+                _refuse_non_str(pairs)  # a repeated field's earlier values were not joined
                 store = {}
                 for name, value in pairs:
                     key = name.lower()

@@ -20,6 +20,7 @@ import attrs
 
 from .answer_contract import AnswerContract
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
+from .headers import redact
 from .models import CreateEmbeddingResponse, Model, ModelList
 from .options import (
     HeaderOverrides,
@@ -81,7 +82,7 @@ class Operation(Generic[T]):
 
 
 def _optional_mapping(value: object, argument: str) -> dict[str, Any]:
-    if value is None:
+    if value is None or value is NOT_GIVEN:  # both mean "nothing extra"
         return {}
     if not isinstance(value, Mapping):
         raise InvalidArgumentTypeError(argument, f"expected a mapping, got {type(value).__name__}")
@@ -190,9 +191,47 @@ def _query_scalar(value: object, where: str) -> str | int | float | bool:
     )
 
 
+# The shared empty extras of the usual call: read-only, so one value serves every call.
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+# Field converters: the constructor (and attrs.evolve) checks what from_arguments used to, with
+# the same errors naming the argument. The parameter types are what __init__ accepts.
+def _call_timeout(value: TimeoutLike | NotGiven) -> Timeout | float | NotGiven | None:
+    return validate_timeout(value)
+
+
+def _call_max_retries(value: int | NotGiven) -> int | NotGiven:
+    return value if value is NOT_GIVEN else validate_max_retries(value)
+
+
+def _call_headers(value: HeaderOverrides | NotGiven | None) -> HeaderOverrides:
+    if value is None or value is NOT_GIVEN or value is _EMPTY:
+        return _EMPTY
+    return validate_header_overrides(value, "extra_headers")
+
+
+def _call_query(value: Mapping[str, Any] | NotGiven | None) -> Mapping[str, Any]:
+    if value is None or value is NOT_GIVEN or value is _EMPTY:
+        return _EMPTY
+    return _validate_query(value)
+
+
+def _headers_repr(value: HeaderOverrides) -> str:
+    # extra_headers may carry a credential (Authorization for a gateway): never in a repr.
+    return repr(redact(value))
+
+
+def _query_repr(value: Mapping[str, Any]) -> str:
+    return repr(dict(value))  # the shared empty one is a read-only proxy: shown as {}
+
+
 @attrs.frozen
 class CallOptions:
     """Per-call overrides of the client's settings; `NOT_GIVEN` keeps the client's value.
+
+    Every field is checked when the value is built (``CallOptions(max_retries=None)`` raises
+    `InvalidArgumentTypeError` naming ``max_retries``), as `from_arguments` does.
 
     Attributes:
         timeout: applied over the client's timeout by `Timeout.merge`: a number sets the read
@@ -202,14 +241,24 @@ class CallOptions:
         max_retries: the retry count for this call; `NOT_GIVEN` keeps the client's.
         extra_headers: merged over the client's headers, whatever the case of the names; a
             None value removes that field for this call (``{"Idempotency-Key": None}``: the
-            call sends no idempotency key).
-        extra_query: added to the URL's query.
+            call sends no idempotency key). ``X-AligneAI-Retry-Count`` is refused: it is
+            always sent. None or `NOT_GIVEN`: no extra headers. Credentials are hidden in the
+            repr.
+        extra_query: added to the URL's query. None or `NOT_GIVEN`: nothing added.
     """
 
-    timeout: Union[Timeout, float, NotGiven, None] = NOT_GIVEN  # noqa: UP007 - attrs, 3.9
-    max_retries: Union[int, NotGiven] = NOT_GIVEN  # noqa: UP007
-    extra_headers: HeaderOverrides = attrs.field(factory=dict)
-    extra_query: Mapping[str, Any] = attrs.field(factory=dict)
+    timeout: Union[Timeout, float, NotGiven, None] = attrs.field(  # noqa: UP007 - attrs, 3.9
+        default=NOT_GIVEN, converter=_call_timeout
+    )
+    max_retries: Union[int, NotGiven] = attrs.field(  # noqa: UP007
+        default=NOT_GIVEN, converter=_call_max_retries
+    )
+    extra_headers: HeaderOverrides = attrs.field(
+        default=_EMPTY, converter=_call_headers, repr=_headers_repr
+    )
+    extra_query: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=_call_query, repr=_query_repr
+    )
 
     @classmethod
     def from_arguments(
@@ -217,10 +266,10 @@ class CallOptions:
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: HeaderOverrides | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: HeaderOverrides | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> CallOptions:
-        """Validate a call's keyword arguments, naming the bad one.
+        """Validate a call's keyword arguments, naming the bad one (as the constructor does).
 
         ``max_retries=None`` is refused (it used to mean "keep the client's setting"): leave
         the argument out, or pass `NOT_GIVEN`, to keep it.
@@ -234,17 +283,23 @@ class CallOptions:
         ):
             return _NO_OVERRIDES  # the usual call: one shared, immutable value
         return cls(
-            timeout=validate_timeout(timeout),
-            max_retries=(
-                NOT_GIVEN if max_retries is NOT_GIVEN else validate_max_retries(max_retries)
-            ),
-            extra_headers=validate_header_overrides(extra_headers, "extra_headers"),
-            extra_query=_validate_query(extra_query),
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The shared empty mappings are read-only proxies, which pickle cannot copy: rebuild
+        # from plain dicts (checked again by the converters).
+        return (
+            type(self),
+            (self.timeout, self.max_retries, dict(self.extra_headers), dict(self.extra_query)),
         )
 
 
 # Frozen, with empty read-only mappings: safe to share between every call without overrides.
-_NO_OVERRIDES = CallOptions(extra_headers=MappingProxyType({}), extra_query=MappingProxyType({}))
+_NO_OVERRIDES = CallOptions()
 
 
 def _validate_inputs(inputs: object) -> str | list[str]:
@@ -296,7 +351,7 @@ _NAMED_FIELDS = EMBEDDING_REQUEST_FIELDS
 
 
 def _validate_extra_body(value: object) -> dict[str, Any]:
-    if value is None:
+    if value is None or value is NOT_GIVEN:  # both mean "nothing extra"
         return {}
     extra = _optional_mapping(value, "extra_body")
     for key in extra:
@@ -346,7 +401,7 @@ def create_embeddings(
         raise InvalidArgumentTypeError("stream", f"expected a bool, got {type(stream).__name__}")
     if stream:
         body["stream"] = True
-    if extra_body is not None:
+    if extra_body is not None and extra_body is not NOT_GIVEN:
         body.update(_validate_extra_body(extra_body))
     return Operation(
         method="POST",

@@ -13,13 +13,14 @@ import numbers
 import operator
 import re
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 from urllib.parse import urlsplit
 
 import attrs
 
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError, MissingAPIKeyError
 from .sentinels import NOT_GIVEN, NotGiven
+from .wire import IDEMPOTENCY_KEY, RETRY_COUNT
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -122,6 +123,7 @@ def _total_seconds(value: object) -> Any:
 
 # Typed Any: the attrs plugin checks a default against the field's type, not the converter's.
 _LEFT_OUT: Any = NOT_GIVEN
+_FIELD_NAMES = ("connect", "read", "total")
 _TIMEOUT_DEFAULTS = (
     ("connect", DEFAULT_CONNECT_TIMEOUT),
     ("read", DEFAULT_READ_TIMEOUT),
@@ -129,7 +131,9 @@ _TIMEOUT_DEFAULTS = (
 )
 
 
-@attrs.frozen
+# Not slotted: the hidden state below lives in the instance __dict__, outside the attrs fields,
+# so attrs.asdict/astuple, eq and hash see the three limits only, while pickle and copy keep it.
+@attrs.frozen(slots=False)
 class Timeout:
     """How long to wait, in seconds.
 
@@ -152,7 +156,9 @@ class Timeout:
       ``Timeout(total=None)`` removes the deadline only;
     - `NOT_GIVEN` (an argument left out) keeps the base as it is.
 
-    A field left out still reads as its default (``Timeout(read=1).connect == 5``), and equality
+    A number's cap on connect does not become the base of a later number: ``AligneAI(timeout=1)
+    .with_options(timeout=60)`` has the connect limit of ``AligneAI(timeout=60)`` (5 s). A field
+    left out still reads as its default (``Timeout(read=1).connect == 5``), and equality
     compares the three values only.
     """
 
@@ -163,17 +169,24 @@ class Timeout:
     total: Optional[float] = attrs.field(  # noqa: UP045
         default=_LEFT_OUT, converter=_total_seconds
     )
-    # The names of the fields written in the constructor call: what `merge` replaces.
-    _given: frozenset[str] = attrs.field(init=False, default=frozenset(), eq=False, repr=False)
+    # Hidden state, set on each instance (ClassVar: attrs makes no field of it). `_given`: the
+    # names of the fields written in the constructor call, what `merge` replaces.
+    # `_uncapped_connect`: the connect limit before a number capped it, what the next number
+    # caps instead (the class default None: `connect` itself).
+    _given: ClassVar[frozenset[str]] = frozenset(_FIELD_NAMES)
+    _uncapped_connect: ClassVar[Optional[float]] = None  # noqa: UP045
 
     def __attrs_post_init__(self) -> None:
-        given = []
-        for name, default in _TIMEOUT_DEFAULTS:
-            if getattr(self, name) is NOT_GIVEN:
-                object.__setattr__(self, name, default)  # frozen: set once, while building
-            else:
-                given.append(name)
-        object.__setattr__(self, "_given", frozenset(given))
+        left_out = _LEFT_OUT  # typed Any: the fields hold it only until filled in here
+        if self.connect is left_out or self.read is left_out or self.total is left_out:
+            given = []
+            for name, default in _TIMEOUT_DEFAULTS:
+                if getattr(self, name) is NOT_GIVEN:
+                    object.__setattr__(self, name, default)  # frozen: set once, while building
+                else:
+                    given.append(name)
+            object.__setattr__(self, "_given", frozenset(given))
+        # else: every field written, as the class default `_given` says.
 
     @classmethod
     def coerce(cls, value: TimeoutLike | NotGiven, *, argument: str = "timeout") -> Timeout:
@@ -194,16 +207,29 @@ class Timeout:
             given = value._given
             if len(given) == len(_TIMEOUT_DEFAULTS):
                 return value
-            return Timeout(
-                connect=value.connect if "connect" in given else self.connect,
+            if "connect" in given:
+                connect, uncapped = value.connect, value._uncapped_connect
+            else:
+                connect, uncapped = self.connect, self._uncapped_connect
+            merged = Timeout(
+                connect=connect,
                 read=value.read if "read" in given else self.read,
                 total=value.total if "total" in given else self.total,
             )
-        if value is None:
-            return Timeout(connect=self.connect, read=None, total=self.total)
-        seconds = _seconds(value, argument, allow_none=False)
-        assert seconds is not None  # allow_none=False guarantees it
-        return Timeout(connect=min(seconds, self.connect), read=seconds, total=self.total)
+        elif value is None:
+            merged = Timeout(connect=self.connect, read=None, total=self.total)
+            uncapped = self._uncapped_connect
+        else:
+            seconds = _seconds(value, argument, allow_none=False)
+            assert seconds is not None  # allow_none=False guarantees it
+            # The cap applies to the connect limit as last written (a constructor, a Timeout),
+            # not to one an earlier number capped: numbers over numbers equal the last one.
+            base = self.connect if self._uncapped_connect is None else self._uncapped_connect
+            merged = Timeout(connect=min(seconds, base), read=seconds, total=self.total)
+            uncapped = base
+        if uncapped is not None and uncapped != merged.connect:
+            object.__setattr__(merged, "_uncapped_connect", uncapped)  # frozen: while building
+        return merged
 
     def within(self, remaining: float | None) -> Timeout:
         """This timeout for one attempt that must end within ``remaining`` seconds (if any)."""
@@ -361,11 +387,19 @@ def validate_header_overrides(
             raise InvalidArgumentValueError(
                 argument, f"invalid header name {name!r} (letters, digits and !#$%&'*+-.^_`|~)"
             )
-        if name.lower() in _TRANSPORT_HEADERS:
+        lowered = name.lower()
+        if lowered in _TRANSPORT_HEADERS:
             raise InvalidArgumentValueError(
                 argument,
                 f"{name!r} is set by the transport (message framing and the connection) "
                 "and cannot be overridden",
+            )
+        if lowered == RETRY_COUNT:
+            # Set on every attempt, over anything given here: refused rather than ignored.
+            raise InvalidArgumentValueError(
+                argument,
+                f"{name!r} is always sent: the client sets it on every attempt (0 on the first, "
+                "1 on the first retry, ...), so it can be neither set nor removed",
             )
         if val is None and removals:
             headers[name] = None
@@ -387,17 +421,15 @@ def validate_header_overrides(
     return headers
 
 
-# Set by the client on each attempt: a client-wide "remove" would be undone every time.
-_PER_ATTEMPT_HEADERS = frozenset({"idempotency-key", "x-aligneai-retry-count"})
-
-
 def _validate_default_headers(value: object) -> dict[str, str | None]:
+    # The retry count is refused by validate_header_overrides, set or removed, for any argument.
     headers = validate_header_overrides(value, "default_headers")
     for name, val in headers.items():
-        if val is None and name.lower() in _PER_ATTEMPT_HEADERS:
+        if val is None and name.lower() == IDEMPOTENCY_KEY:
+            # A fresh key is made for each call: a client-wide "remove" would be undone.
             raise InvalidArgumentValueError(
                 "default_headers",
-                f"{name!r} is set on every attempt and cannot be removed for every call; "
+                f"{name!r} is set on every call and cannot be removed for every call; "
                 f"pass extra_headers={{{name!r}: None}} to a call instead",
             )
     return headers
@@ -446,32 +478,35 @@ class ClientOptions:
 
 def resolve_options(
     *,
-    api_key: str | None,
-    base_url: str | None,
-    timeout: TimeoutLike,
-    max_retries: int,
-    default_headers: HeaderOverrides | None,
-    max_response_bytes: int,
+    api_key: str | NotGiven | None,
+    base_url: str | NotGiven | None,
+    timeout: TimeoutLike | NotGiven,
+    max_retries: int | NotGiven,
+    default_headers: HeaderOverrides | NotGiven | None,
+    max_response_bytes: int | NotGiven,
     environ: Mapping[str, str],
 ) -> ClientOptions:
     """Build `ClientOptions` from constructor arguments, falling back to ``environ``.
 
     ``api_key`` falls back to ``ALIGNEAI_API_KEY``; ``base_url`` to ``ALIGNEAI_BASE_URL``, then
     the default. Raises `MissingAPIKeyError` (naming ``ALIGNEAI_API_KEY``) when there is no key.
+    `NOT_GIVEN`, for any argument, means the same as leaving it out: the default.
     """
-    if api_key is None:
+    if api_key is None or api_key is NOT_GIVEN:
         api_key = environ.get("ALIGNEAI_API_KEY") or None
         if api_key is None:
             raise MissingAPIKeyError(
                 "No API key: pass api_key=... or set the ALIGNEAI_API_KEY environment variable."
             )
-    if base_url is None:
+    if base_url is None or base_url is NOT_GIVEN:
         base_url = environ.get("ALIGNEAI_BASE_URL") or DEFAULT_BASE_URL
     return ClientOptions(
         api_key=api_key,
         base_url=base_url,
         timeout=Timeout.coerce(timeout),
-        max_retries=max_retries,
-        default_headers=default_headers,
-        max_response_bytes=max_response_bytes,
+        max_retries=DEFAULT_MAX_RETRIES if max_retries is NOT_GIVEN else max_retries,
+        default_headers=None if default_headers is NOT_GIVEN else default_headers,
+        max_response_bytes=(
+            DEFAULT_MAX_RESPONSE_BYTES if max_response_bytes is NOT_GIVEN else max_response_bytes
+        ),
     )

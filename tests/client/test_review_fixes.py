@@ -1,0 +1,245 @@
+"""Regression tests of the review of issue #13 item 3, through both clients and the wire.
+
+- 2: a hand-built `CallOptions` for ``client.runner`` is checked before anything is sent;
+- 3: the retry-count header is always sent, and refused in extra_headers and default_headers;
+- 4: ``with_options(timeout=n)`` over a client built with a number equals ``timeout=n``;
+- 6: NOT_GIVEN means the default for every constructor argument and extra_* per call; mypy
+  accepts it for the constructors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import mypy.api as mypy_api
+import pytest
+
+import aligneai
+import aligneai.core
+import aligneai.transports
+from aligneai import NOT_GIVEN, AligneAI, Timeout
+from aligneai.core import CallOptions, list_models
+from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
+from aligneai.core.flow import Send
+
+
+def _finish(api: Any, value: Any) -> Any:
+    # The runner is no facade the harness wraps: run an async one's coroutine here.
+    return api.loop.run_until_complete(value) if inspect.isawaitable(value) else value
+
+
+def test_a_hand_built_call_options_is_checked_before_sending(
+    api: Any, server: Any, wire: Any
+) -> None:
+    server.reply("/models", wire.json_response({"error": {"message": "busy"}}, status=503))
+    with pytest.raises(InvalidArgumentTypeError) as info:
+        api.client.runner.request(list_models(), CallOptions(max_retries=None))  # type: ignore[arg-type]
+    assert info.value.argument == "max_retries"
+    with pytest.raises(InvalidArgumentTypeError) as info:
+        api.client.runner.request(list_models(), CallOptions(extra_headers={"X": 5}))  # type: ignore[dict-item]
+    assert info.value.argument == "extra_headers"
+    assert server.count == 0
+
+
+def test_a_hand_built_call_options_is_used_as_given(api: Any, server: Any, wire: Any) -> None:
+    server.reply("/models", wire.json_response({"error": {"message": "busy"}}, status=503))
+    options = CallOptions(max_retries=1, extra_headers={"X-Team": "a"}, extra_query={"tag": "t"})
+    with pytest.raises(aligneai.InternalServerError, match="busy"):
+        _finish(api, api.client.runner.request(list_models(), options))
+    assert server.count == 2
+    first = server.requests[0]
+    assert first.headers["X-Team"] == "a" and first.args.get("tag") == "t"
+
+
+@pytest.mark.parametrize("value", [None, "7"])
+def test_the_retry_count_cannot_be_set_or_removed_per_call(
+    api: Any, server: Any, value: Any
+) -> None:
+    server.reply_embeddings()
+    for call in (
+        lambda: api.client.embeddings.create(
+            inputs="a", extra_headers={"X-AligneAI-Retry-Count": value}
+        ),
+        lambda: api.client.models.list(extra_headers={"x-aligneai-retry-count": value}),
+    ):
+        with pytest.raises(InvalidArgumentValueError) as info:
+            call()
+        assert info.value.argument == "extra_headers"
+        assert "always sent" in str(info.value)
+    assert server.count == 0
+
+
+@pytest.mark.parametrize("value", [None, "7"])
+def test_the_retry_count_cannot_be_set_or_removed_for_every_call(api: Any, value: Any) -> None:
+    for build in (
+        lambda: api.make(default_headers={"X-AligneAI-Retry-Count": value}),
+        lambda: api.client.with_options(default_headers={"X-AligneAI-Retry-Count": value}),
+    ):
+        with pytest.raises(InvalidArgumentValueError) as info:
+            build()
+        assert info.value.argument == "default_headers"
+        assert "always sent" in str(info.value) and "extra_headers" not in str(info.value)
+
+
+def test_the_retry_count_is_sent_on_every_attempt(api: Any, server: Any, wire: Any) -> None:
+    server.reply("/models", wire.json_response({"error": {"message": "busy"}}, status=503))
+    with pytest.raises(aligneai.InternalServerError, match="busy"):
+        api.make(max_retries=2).models.list()
+    assert [r.headers["X-AligneAI-Retry-Count"] for r in server.requests] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "expected"),
+    [
+        (1, 60, Timeout(connect=5, read=60, total=None)),
+        (0.5, 3, Timeout(connect=3, read=3, total=None)),
+        (Timeout(connect=2, total=30), 60, Timeout(connect=2, read=60, total=30)),
+    ],
+)
+def test_a_number_over_a_client_built_with_a_number(
+    api: Any, first: Any, then: float, expected: Timeout
+) -> None:
+    client = api.make(timeout=first)
+    assert client.with_options(timeout=then).timeout == expected
+    assert client.with_options(timeout=1).with_options(timeout=then).timeout == expected
+    if not isinstance(first, Timeout):
+        assert client.with_options(timeout=then).timeout == api.make(timeout=then).timeout
+
+
+def test_a_per_call_number_over_a_client_built_with_a_number(api: Any) -> None:
+    client = api.make(timeout=1)
+    flow = client._preparer.flow(list_models(), CallOptions(timeout=60))
+    action = next(flow)
+    flow.close()
+    assert isinstance(action, Send)
+    assert action.request.timeout == Timeout(connect=5, read=60, total=None)
+
+
+def test_a_pickled_client_keeps_the_uncapped_connect() -> None:
+    client = AligneAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1", timeout=1)
+    try:
+        copy = pickle.loads(pickle.dumps(client))
+        try:
+            assert copy.timeout == Timeout(connect=1, read=1, total=None)
+            assert copy.with_options(timeout=60).timeout == Timeout(connect=5, read=60)
+        finally:
+            copy.close()
+    finally:
+        client.close()
+
+
+def test_not_given_is_the_default_for_every_constructor_argument(
+    api: Any, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALIGNEAI_API_KEY", "sk-from-env")
+    monkeypatch.setenv("ALIGNEAI_BASE_URL", server.base_url)
+    server.reply_embeddings()
+    client = api.make(
+        api_key=NOT_GIVEN,
+        base_url=NOT_GIVEN,
+        timeout=NOT_GIVEN,
+        max_retries=NOT_GIVEN,
+        default_headers=NOT_GIVEN,
+        transport=NOT_GIVEN,
+        max_connections=NOT_GIVEN,
+        max_response_bytes=NOT_GIVEN,
+    )
+    assert client.timeout == Timeout(connect=5, read=60, total=None)
+    assert client.max_retries == 2
+    assert client.base_url == server.base_url
+    client.embeddings.create(inputs="a")
+    (request,) = server.requests
+    assert request.headers["Authorization"] == "Bearer sk-from-env"
+
+
+def test_not_given_extras_per_call_are_no_extras(api: Any, server: Any, wire: Any) -> None:
+    server.reply_embeddings()
+    server.reply("/models", wire.json_response({"object": "list", "data": []}))
+    api.client.embeddings.create(
+        inputs="a", extra_headers=NOT_GIVEN, extra_query=NOT_GIVEN, extra_body=NOT_GIVEN
+    )
+    api.client.embeddings.create(inputs="a")
+    api.client.models.list(extra_headers=NOT_GIVEN, extra_query=NOT_GIVEN)
+    first, second, third = server.requests
+    assert first.get_json() == second.get_json() == {"inputs": "a", "encoding_format": "base64"}
+    assert first.query_string == second.query_string == third.query_string == b""
+
+    def sent(request: Any) -> set[str]:
+        return {name.lower() for name, _ in request.headers.items()} - {"idempotency-key"}
+
+    assert sent(first) == sent(second)
+
+
+SNIPPET = textwrap.dedent(
+    """
+    from __future__ import annotations
+
+    from aligneai import NOT_GIVEN, AligneAI, AsyncAligneAI
+
+    AligneAI(
+        api_key=NOT_GIVEN, base_url=NOT_GIVEN, timeout=NOT_GIVEN, max_retries=NOT_GIVEN,
+        default_headers=NOT_GIVEN, transport=NOT_GIVEN, max_connections=NOT_GIVEN,
+        max_response_bytes=NOT_GIVEN,
+    )
+    AsyncAligneAI(
+        api_key=NOT_GIVEN, base_url=NOT_GIVEN, timeout=NOT_GIVEN, max_retries=NOT_GIVEN,
+        default_headers=NOT_GIVEN, transport=NOT_GIVEN, max_connections=NOT_GIVEN,
+        max_response_bytes=NOT_GIVEN,
+    )
+    AligneAI(timeout="5")  # E
+    """
+)
+
+
+def _search_path(tmp: Path) -> str | None:
+    """Where mypy finds ``aligneai`` as installed (as in test_typing_snippets.py)."""
+    package = Path(aligneai.__path__[0])
+    if "site-packages" in package.parts:
+        return None
+    parts = {"core": aligneai.core.__path__[0], "transports": aligneai.transports.__path__[0]}
+    if all((package / name).resolve() == Path(path).resolve() for name, path in parts.items()):
+        return str(package.parent)
+    shim = tmp / "shim" / "aligneai"
+    shim.mkdir(parents=True)
+    for entry in package.iterdir():
+        if entry.name not in parts and entry.name != "__pycache__":
+            (shim / entry.name).symlink_to(entry)
+    for name, path in parts.items():
+        (shim / name).symlink_to(path)
+    return str(shim.parent)
+
+
+@pytest.mark.slow  # a cold mypy run over the package: 20-40 s
+def test_mypy_accepts_not_given_for_the_constructors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "user_code.py"
+    source.write_text(SNIPPET, encoding="utf-8")
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\n", encoding="utf-8")  # not the project's settings
+    search = _search_path(tmp_path)
+    if search is not None:
+        monkeypatch.setenv("MYPYPATH", search)
+    monkeypatch.chdir(tmp_path)
+    stdout, stderr, _ = mypy_api.run(
+        [
+            "--strict",
+            "--no-error-summary",
+            "--show-error-codes",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--config-file",
+            str(config),
+            str(source),
+        ]
+    )
+    assert not stderr, stderr
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    expected = {n for n, line in enumerate(SNIPPET.splitlines(), 1) if line.endswith("# E")}
+    lines = {int(m.group(1)) for m in (re.search(r":(\d+): error:", e) for e in errors) if m}
+    assert lines == expected, stdout  # NOT_GIVEN passes; a str timeout still does not
