@@ -425,13 +425,23 @@ def _validate_default_headers(value: object) -> dict[str, str | None]:
     # The retry count is refused by validate_header_overrides, set or removed, for any argument.
     headers = validate_header_overrides(value, "default_headers")
     for name, val in headers.items():
-        if val is None and name.lower() == IDEMPOTENCY_KEY:
+        if name.lower() != IDEMPOTENCY_KEY:
+            continue
+        if val is None:
             # A fresh key is made for each call: a client-wide "remove" would be undone.
             raise InvalidArgumentValueError(
                 "default_headers",
                 f"{name!r} is set on every call and cannot be removed for every call; "
                 f"pass extra_headers={{{name!r}: None}} to a call instead",
             )
+        # One key on every call would make a server that deduplicates by key answer each new
+        # call with the first call's result: a key names one call, so it is given per call.
+        raise InvalidArgumentValueError(
+            "default_headers",
+            f"{name!r} names one call: a fixed key on every call would make the server answer "
+            f"each call with the first one's result; pass extra_headers={{{name!r}: ...}} "
+            "to the call it belongs to",
+        )
     return headers
 
 

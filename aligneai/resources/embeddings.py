@@ -42,9 +42,9 @@ def _prepare(
     stream: bool,
     timeout: TimeoutLike | NotGiven,
     max_retries: int | NotGiven,
-    extra_headers: Mapping[str, str | None] | None,
-    extra_query: Mapping[str, Any] | None,
-    extra_body: Mapping[str, Any] | None,
+    extra_headers: Mapping[str, str | None] | NotGiven | None,
+    extra_query: Mapping[str, Any] | NotGiven | None,
+    extra_body: Mapping[str, Any] | NotGiven | None,
 ) -> tuple[Operation[CreateEmbeddingResponse], CallOptions]:
     """Validate the arguments of every ``create`` variant (sync, async, raw) in one place."""
     operation = create_embeddings(
@@ -70,9 +70,9 @@ def _prepare_matrix(
     dimensions: int | None,
     timeout: TimeoutLike | NotGiven,
     max_retries: int | NotGiven,
-    extra_headers: Mapping[str, str | None] | None,
-    extra_query: Mapping[str, Any] | None,
-    extra_body: Mapping[str, Any] | None,
+    extra_headers: Mapping[str, str | None] | NotGiven | None,
+    extra_query: Mapping[str, Any] | NotGiven | None,
+    extra_body: Mapping[str, Any] | NotGiven | None,
 ) -> tuple[Operation[EmbeddingMatrix], CallOptions]:
     operation = create_embedding_matrix(
         inputs=inputs, model=model, dimensions=dimensions, extra_body=extra_body
@@ -105,9 +105,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         stream: Literal[False] = ...,
         timeout: TimeoutLike | NotGiven = ...,
         max_retries: int | NotGiven = ...,
-        extra_headers: Mapping[str, str | None] | None = ...,
-        extra_query: Mapping[str, Any] | None = ...,
-        extra_body: Mapping[str, Any] | None = ...,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = ...,
+        extra_query: Mapping[str, Any] | NotGiven | None = ...,
+        extra_body: Mapping[str, Any] | NotGiven | None = ...,
     ) -> CreateEmbeddingResponse: ...
 
     @overload
@@ -121,9 +121,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         stream: Literal[True],
         timeout: TimeoutLike | NotGiven = ...,
         max_retries: int | NotGiven = ...,
-        extra_headers: Mapping[str, str | None] | None = ...,
-        extra_query: Mapping[str, Any] | None = ...,
-        extra_body: Mapping[str, Any] | None = ...,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = ...,
+        extra_query: Mapping[str, Any] | NotGiven | None = ...,
+        extra_body: Mapping[str, Any] | NotGiven | None = ...,
     ) -> Stream: ...
 
     @overload
@@ -137,9 +137,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         stream: bool,
         timeout: TimeoutLike | NotGiven = ...,
         max_retries: int | NotGiven = ...,
-        extra_headers: Mapping[str, str | None] | None = ...,
-        extra_query: Mapping[str, Any] | None = ...,
-        extra_body: Mapping[str, Any] | None = ...,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = ...,
+        extra_query: Mapping[str, Any] | NotGiven | None = ...,
+        extra_body: Mapping[str, Any] | NotGiven | None = ...,
     ) -> CreateEmbeddingResponse | Stream: ...
 
     def create(
@@ -152,9 +152,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         stream: bool = False,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> CreateEmbeddingResponse | Stream:
         """Embed ``inputs`` (a string or a list of 1 to 2048 strings).
 
@@ -195,9 +195,9 @@ class Embeddings(BulkEmbeddingsMixin, SyncAPIResource):
         dimensions: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> EmbeddingMatrix:
         """Embed ``inputs`` into one float32 numpy matrix (needs ``aligneai[numpy]``).
 
@@ -223,9 +223,9 @@ class EmbeddingsWithRawResponse(SyncAPIResource):
         dimensions: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[CreateEmbeddingResponse]:
         """Like `Embeddings.create` (without streaming), returning the `RawResponse`."""
         operation, call_options = _prepare(
@@ -242,9 +242,9 @@ class EmbeddingsWithRawResponse(SyncAPIResource):
         dimensions: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[EmbeddingMatrix]:
         """Like `Embeddings.create_matrix`, returning the `RawResponse`."""
         operation, call_options = _prepare_matrix(
@@ -272,9 +272,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         stream: Literal[False] = ...,
         timeout: TimeoutLike | NotGiven = ...,
         max_retries: int | NotGiven = ...,
-        extra_headers: Mapping[str, str | None] | None = ...,
-        extra_query: Mapping[str, Any] | None = ...,
-        extra_body: Mapping[str, Any] | None = ...,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = ...,
+        extra_query: Mapping[str, Any] | NotGiven | None = ...,
+        extra_body: Mapping[str, Any] | NotGiven | None = ...,
     ) -> CreateEmbeddingResponse: ...
 
     @overload
@@ -288,9 +288,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         stream: Literal[True],
         timeout: TimeoutLike | NotGiven = ...,
         max_retries: int | NotGiven = ...,
-        extra_headers: Mapping[str, str | None] | None = ...,
-        extra_query: Mapping[str, Any] | None = ...,
-        extra_body: Mapping[str, Any] | None = ...,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = ...,
+        extra_query: Mapping[str, Any] | NotGiven | None = ...,
+        extra_body: Mapping[str, Any] | NotGiven | None = ...,
     ) -> AsyncStream: ...
 
     @overload
@@ -304,9 +304,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         stream: bool,
         timeout: TimeoutLike | NotGiven = ...,
         max_retries: int | NotGiven = ...,
-        extra_headers: Mapping[str, str | None] | None = ...,
-        extra_query: Mapping[str, Any] | None = ...,
-        extra_body: Mapping[str, Any] | None = ...,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = ...,
+        extra_query: Mapping[str, Any] | NotGiven | None = ...,
+        extra_body: Mapping[str, Any] | NotGiven | None = ...,
     ) -> CreateEmbeddingResponse | AsyncStream: ...
 
     async def create(
@@ -319,9 +319,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         stream: bool = False,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> CreateEmbeddingResponse | AsyncStream:
         """Embed ``inputs``; see `Embeddings.create` for the arguments."""
         operation, call_options = _prepare(
@@ -340,9 +340,9 @@ class AsyncEmbeddings(AsyncBulkEmbeddingsMixin, AsyncAPIResource):
         dimensions: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> EmbeddingMatrix:
         """Embed ``inputs`` into one float32 numpy matrix (needs ``aligneai[numpy]``).
 
@@ -368,9 +368,9 @@ class AsyncEmbeddingsWithRawResponse(AsyncAPIResource):
         dimensions: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[CreateEmbeddingResponse]:
         """Like `AsyncEmbeddings.create` (without streaming), returning the `RawResponse`."""
         operation, call_options = _prepare(
@@ -387,9 +387,9 @@ class AsyncEmbeddingsWithRawResponse(AsyncAPIResource):
         dimensions: int | None = None,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
+        extra_body: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[EmbeddingMatrix]:
         """Like `AsyncEmbeddings.create_matrix`, returning the `RawResponse`."""
         operation, call_options = _prepare_matrix(

@@ -21,8 +21,8 @@ __all__ = ["AsyncModels", "AsyncModelsWithRawResponse", "Models", "ModelsWithRaw
 def _options(
     timeout: TimeoutLike | NotGiven,
     max_retries: int | NotGiven,
-    extra_headers: Mapping[str, str | None] | None,
-    extra_query: Mapping[str, Any] | None,
+    extra_headers: Mapping[str, str | None] | NotGiven | None,
+    extra_query: Mapping[str, Any] | NotGiven | None,
 ) -> CallOptions:
     return CallOptions.from_arguments(
         timeout=timeout,
@@ -45,8 +45,8 @@ class Models(SyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> ModelList:
         """Every model the API offers."""
         return self._runner.request(
@@ -60,8 +60,8 @@ class Models(SyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> Model:
         """One model by id; raises `NotFoundError` for an unknown id."""
         return self._runner.request(
@@ -83,8 +83,8 @@ class AsyncModels(AsyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> ModelList:
         """Every model the API offers."""
         return await self._runner.request(
@@ -98,8 +98,8 @@ class AsyncModels(AsyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> Model:
         """One model by id; raises `NotFoundError` for an unknown id."""
         return await self._runner.request(
@@ -116,8 +116,8 @@ class ModelsWithRawResponse(SyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[ModelList]:
         """Like `Models.list`, returning the `RawResponse`."""
         return self._runner.raw(
@@ -130,8 +130,8 @@ class ModelsWithRawResponse(SyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[Model]:
         """Like `Models.retrieve`, returning the `RawResponse`."""
         return self._runner.raw(
@@ -147,8 +147,8 @@ class AsyncModelsWithRawResponse(AsyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[ModelList]:
         """Like `AsyncModels.list`, returning the `RawResponse`."""
         return await self._runner.raw(
@@ -161,8 +161,8 @@ class AsyncModelsWithRawResponse(AsyncAPIResource):
         *,
         timeout: TimeoutLike | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-        extra_headers: Mapping[str, str | None] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
+        extra_headers: Mapping[str, str | None] | NotGiven | None = None,
+        extra_query: Mapping[str, Any] | NotGiven | None = None,
     ) -> RawResponse[Model]:
         """Like `AsyncModels.retrieve`, returning the `RawResponse`."""
         return await self._runner.raw(

@@ -243,3 +243,15 @@ def test_mypy_accepts_not_given_for_the_constructors(
     expected = {n for n, line in enumerate(SNIPPET.splitlines(), 1) if line.endswith("# E")}
     lines = {int(m.group(1)) for m in (re.search(r":(\d+): error:", e) for e in errors) if m}
     assert lines == expected, stdout  # NOT_GIVEN passes; a str timeout still does not
+
+
+@pytest.mark.parametrize("name", ["Idempotency-Key", "idempotency-key"])
+def test_a_fixed_idempotency_key_for_every_call_is_refused(name: str) -> None:
+    # A server that deduplicates by key would answer every later call with the first one's
+    # result: the key is given per call (extra_headers), never client-wide.
+    with pytest.raises(aligneai.InvalidArgumentValueError, match="default_headers"):
+        aligneai.AligneAI(api_key="k", default_headers={name: "fixed-key"})
+    client = aligneai.AligneAI(api_key="k")
+    with pytest.raises(aligneai.InvalidArgumentValueError, match="extra_headers"):
+        client.with_options(default_headers={name: "fixed-key"})
+    client.close()

@@ -247,7 +247,7 @@ def test_a_none_default_header_removes_the_librarys_own() -> None:
     assert headers["x-aligneai-lang"] == "python"
 
 
-@pytest.mark.parametrize("name", ["Idempotency-Key", "x-aligneai-retry-count"])
+@pytest.mark.parametrize("name", ["Idempotency-Key"])
 def test_per_attempt_headers_cannot_be_removed_for_every_call(name: str) -> None:
     with pytest.raises(InvalidArgumentValueError) as info:
         ClientOptions(api_key=KEY, default_headers={name: None})
