@@ -44,18 +44,26 @@ async def run_async(
                 elif isinstance(action, ReadBody):
                     assert response is not None, "ReadBody before Send"
                     buffer = BodyBuffer(action.max_bytes)
-                    try:
-                        async for chunk in response.aiter_bytes():
-                            buffer.feed(chunk)
-                    finally:
-                        # aclose_quietly() inlined: one coroutine less on every call.
+                    # A transport's response may offer the body that already arrived with its
+                    # head (AiohttpResponse does): then no async iteration and no await.
+                    arrived = getattr(response, "read_arrived_body", None)
+                    body = None if arrived is None else arrived()
+                    if body is not None:
+                        response = None  # read_arrived_body() released it
+                        buffer.feed(body)
+                    else:
                         try:
-                            await response.aclose()
-                        except Warning:
-                            raise
-                        except Exception:  # the connection is dropped either way
-                            pass
-                        response = None
+                            async for chunk in response.aiter_bytes():
+                                buffer.feed(chunk)
+                        finally:
+                            # aclose_quietly() inlined: one coroutine less on every call.
+                            try:
+                                await response.aclose()
+                            except Warning:
+                                raise
+                            except Exception:  # the connection is dropped either way
+                                pass
+                            response = None
                     outcome = buffer.getvalue()
                 else:
                     assert isinstance(action, Sleep)
