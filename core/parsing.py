@@ -17,7 +17,14 @@ from .converter import (
     fast_converter,
 )
 from .errors import APIResponseValidationError
-from .models import CreateEmbeddingResponse, Embedding, Model, ModelList, Usage
+from .models import (
+    CreateEmbeddingResponse,
+    Model,
+    ModelList,
+    build_embedding,
+    build_embedding_response,
+    build_usage,
+)
 from .request import Request
 from .response import ResponseHead
 
@@ -171,12 +178,13 @@ def build_valid_answer(data: Any, contract: AnswerContract) -> CreateEmbeddingRe
             dimensions = len(vector)
         if len(vector) != dimensions or not vector:
             return None
-        embeddings.append(Embedding(object=item_kind, index=index, embedding=vector))
-    return CreateEmbeddingResponse(
+        embeddings.append(build_embedding(object=item_kind, index=index, embedding=vector))
+    # The models' own constructors without their generic steps: every value is checked above.
+    return build_embedding_response(  # type: ignore[no-any-return]
         object=kind,
         data=embeddings,
         model=model,
-        usage=Usage(prompt_tokens=prompt_tokens, total_tokens=total_tokens),
+        usage=build_usage(prompt_tokens=prompt_tokens, total_tokens=total_tokens),
     )
 
 
