@@ -44,9 +44,8 @@ def _make_filler(cls: type) -> Callable[[Any], None]:
         return fill_generic
     arguments = ", ".join(f"{name}=self.{name}" for name in names)
     namespace: dict[str, Any] = {}
-    exec(  # noqa: S102 - source built from the class's attrs field names only
-        f"def fill(self, _init=dict.__init__):\n    _init(self, {arguments})\n", namespace
-    )
+    # The source holds the class's attrs field names only (checked to be plain identifiers).
+    exec(f"def fill(self, _init=dict.__init__):\n    _init(self, {arguments})\n", namespace)
     fill: Callable[[Any], None] = namespace["fill"]
     return fill
 
@@ -89,8 +88,9 @@ def _make_builder(cls: type) -> Callable[..., Any]:
     namespace.update({f"_set_{name}": slot.__set__ for name, slot in slots.items()})
     lines = [f"def build(*, {', '.join(names)}):", "    self = _new(_cls)"]
     lines += [f"    _set_{name}(self, {name})" for name in names]
-    lines += [f"    _init(self, {', '.join(f'{name}={name}' for name in names)})", "    return self"]
-    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - attrs field names only
+    keywords = ", ".join(f"{name}={name}" for name in names)
+    lines += [f"    _init(self, {keywords})", "    return self"]
+    exec("\n".join(lines) + "\n", namespace)  # attrs field names only, checked above
     build: Callable[..., Any] = namespace["build"]
     return build
 

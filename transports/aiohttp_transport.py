@@ -164,9 +164,8 @@ def _install_lazy_read_timer(connector: aiohttp.BaseConnector, loop: Any) -> Non
         return
     if not all(hasattr(ResponseHandler, name) for name in _HANDLER_HOOKS):
         return  # pragma: no cover - depends on the aiohttp release
-    connector._factory = functools.partial(  # type: ignore[attr-defined]
-        _LazyReadTimeoutHandler, loop=loop
-    )
+    patched: Any = connector  # a private attribute, typed differently across releases
+    patched._factory = functools.partial(_LazyReadTimeoutHandler, loop=loop)
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:

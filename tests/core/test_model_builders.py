@@ -51,7 +51,10 @@ def test_build_response_equals_the_constructor(
 ) -> None:
     usage = models.build_usage(prompt_tokens=prompt, total_tokens=total)
     assert_same_model(usage, {"prompt_tokens": prompt, "total_tokens": total}, Usage)
-    data = [models.build_embedding(object="embedding", index=i, embedding=v) for i, v in enumerate(vectors)]
+    data = [
+        models.build_embedding(object="embedding", index=i, embedding=v)
+        for i, v in enumerate(vectors)
+    ]
     fields = {"object": kind, "data": data, "model": model, "usage": usage}
     built = models.build_embedding_response(**fields)
     assert_same_model(built, fields, CreateEmbeddingResponse)
