@@ -24,7 +24,6 @@ from typing import Any
 try:
     import aiohttp
     from aiohttp.client_proto import ResponseHandler
-    from multidict import CIMultiDict
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError('The async client needs aiohttp: pip install "aligneai[aiohttp]"') from exc
 
@@ -62,24 +61,24 @@ def _client_timeout(
     return aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
 
 
-# The headers of the request being sent by the current task, already a CIMultiDict: see
-# `_Request`. A context variable, so that concurrent tasks sharing a session never see each
-# other's headers.
-_pending_headers: contextvars.ContextVar[CIMultiDict[str] | None] = contextvars.ContextVar(
+# The headers of the request being sent by the current task (see `_Request`). A context
+# variable, so that concurrent tasks sharing a session never see each other's headers.
+_pending_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "aligneai_pending_headers", default=None
 )
 
 
 class _Request(aiohttp.ClientRequest):
-    """aiohttp's request, taking our headers as one prebuilt ``CIMultiDict``.
+    """aiohttp's request, taking our headers in one C-level step.
 
-    Handed to ``session.request()``, a mapping of headers is copied and merged one header at
-    a time in Python, twice (the session's merge with its default headers, then the request's
-    own copy): about 2 k instructions per header, and every call sends 13 of them. Our session
-    has no default headers, so the transport passes none and sets the attempt's headers here,
-    through `_pending_headers`, in one C-level ``extend``. The result is the same multidict
-    (Host first, then the headers in their order). Anything unusual (a ``Host`` header of the
-    caller's) takes aiohttp's own path.
+    Handed to ``session.request()``, a mapping of headers is converted to a multidict and
+    merged one header at a time in Python, twice (the session's merge with its default
+    headers, then the request's own copy): about 2 k instructions per header, and every call
+    sends 13 of them. Our session has no default headers, so the transport passes none and
+    hands the attempt's headers over through `_pending_headers`; they are added after
+    ``Host`` with one ``extend``. The result is the multidict aiohttp would build (Host
+    first, then the headers in their order); a ``Host`` header of the caller's takes
+    aiohttp's own path, which lets it replace the computed one.
     """
 
     def __init__(self, method: str, url: Any, *, headers: Any = None, **kwargs: Any) -> None:
@@ -89,12 +88,14 @@ class _Request(aiohttp.ClientRequest):
         super().__init__(method, url, headers=headers, **kwargs)
 
     def update_headers(self, headers: Any) -> None:
-        """Set ``Host``, then the prebuilt headers in one step (aiohttp's way otherwise)."""
-        if type(headers) is not CIMultiDict or "Host" in headers:
+        """Set ``Host``, then the transport's headers in one step (aiohttp's way otherwise)."""
+        if headers is None or headers is not _pending_headers.get():
             super().update_headers(headers)
             return
         super().update_headers(None)  # the Host header alone, as aiohttp computes it
         self.headers.extend(headers)
+        if len(self.headers.getall("Host")) > 1:  # the caller sent its own
+            super().update_headers(headers)
 
 
 # The methods of aiohttp's protocol that `_LazyReadTimeoutHandler` overrides (the same from
@@ -374,8 +375,8 @@ class AiohttpTransport:
         if session is None or self._loop is not asyncio.get_running_loop() or session.closed:
             session = await self._get_session()  # one coroutine less on every other call
         timeout = request.timeout
-        # The headers reach aiohttp as one CIMultiDict, built in C (see `_Request`).
-        token = _pending_headers.set(CIMultiDict(request.headers))
+        # The headers reach aiohttp's request directly (see `_Request`).
+        token = _pending_headers.set(request.headers)
         try:
             response = await session.request(
                 request.method,
