@@ -88,6 +88,13 @@ def async_rows(runner: Runner) -> list[Row]:
         )
         fill(row, got[concurrency], "rps")
         rows.append(row)
+        cpu_row = Row(
+            "async",
+            f"c={concurrency}, small base64 (default), client CPU per call",
+            "s",
+        )
+        fill(cpu_row, got[concurrency], "cpu")
+        rows.append(cpu_row)
     return rows
 
 

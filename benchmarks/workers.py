@@ -266,6 +266,8 @@ def worker_async(spec: dict[str, Any]) -> dict[str, Any]:
 
     concurrency = spec["concurrency"]
 
+    cpu: list[float] = []  # the client process's CPU per call, per measured round
+
     async def run_n(call: Any, n: int) -> float:
         shared = iter(range(n))
 
@@ -273,8 +275,9 @@ def worker_async(spec: dict[str, Any]) -> dict[str, Any]:
             for _ in shared:
                 await call()
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*[task() for _ in range(concurrency)])
+        cpu.append((time.process_time() - cpu_start) / n)
         return time.perf_counter() - start
 
     async def main() -> list[float]:
@@ -286,13 +289,17 @@ def worker_async(spec: dict[str, Any]) -> dict[str, Any]:
             rate = n_cal / await run_n(call, n_cal)
             n = max(per_task * concurrency, int(rate * spec["round_seconds"]))
             rps = []
+            cpu.clear()
             for _ in range(spec["rounds"]):
                 rps.append(n / await run_n(call, n))
             return rps
         finally:
             await close()
 
-    return {"rps": asyncio.run(main())}
+    rps = asyncio.run(main())
+    # CPU per call: the client-side cost that throughput reflects once the client is the
+    # bottleneck, far less disturbed by other processes on a shared machine than req/s.
+    return {"rps": rps, "cpu": cpu}
 
 
 def decode_variant(name: str, payload_dir: Path) -> Callable[[], Any]:
