@@ -141,6 +141,17 @@ class _LazyReadTimeoutHandler(ResponseHandler):
         # is likely to need it) and stops by itself when it fires.
         self._read_deadline = None
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Stop the timer for good: a closed connection has no use for it.
+
+        Left armed, it would keep this protocol alive until it fires.
+        """
+        super().connection_lost(exc)
+        handle = self._read_timeout_handle
+        if handle is not None:
+            handle.cancel()
+            self._read_timeout_handle = None
+
     def _on_read_timeout(self) -> None:
         self._read_timeout_handle = None
         deadline = self._read_deadline

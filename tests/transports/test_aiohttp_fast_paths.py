@@ -3,8 +3,8 @@
 - The read timeout is one lazily re-armed timer per connection (`_LazyReadTimeoutHandler`):
   it still fires on a stall before the head and in the middle of a body, it still limits each
   wait for data (not the whole body), and a shorter limit on a reused connection applies.
-- The headers reach aiohttp as one prebuilt multidict (`_Request`): every header is sent as
-  given, after Host, concurrent requests each send their own, a caller's Host still wins.
+- The headers go straight into aiohttp's request multidict (`_Request`): every header is sent
+  as given, after Host, concurrent requests each send their own, a caller's Host still wins.
 - A body that arrived with its head is taken without iteration (`read_arrived_body`), and
   the connection goes back to the pool.
 
@@ -226,6 +226,36 @@ def test_a_shorter_limit_on_a_reused_connection_applies(answers_then_stalls: Ser
     elapsed = run(use)
     assert answers_then_stalls.connections == 1
     assert 0.18 <= elapsed <= 0.2 + SLACK
+
+
+@pytest.fixture
+def closing() -> Iterator[Server]:
+    """Answers every request with ``Connection: close`` (one connection per request)."""
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    yield from serving(lambda head, n: [(0, answer)])
+
+
+def test_a_closed_connection_leaves_no_timer_behind(closing: Server) -> None:
+    # A timer left armed on a closed connection would keep its protocol alive for up to the
+    # read timeout: with one connection per request, thousands of them.
+    def armed(loop: asyncio.AbstractEventLoop) -> int:
+        scheduled = loop._scheduled  # type: ignore[attr-defined]  # asyncio's timer heap
+        return sum(
+            1
+            for handle in scheduled
+            if not handle.cancelled()
+            and getattr(handle._callback, "__func__", None)
+            is aiohttp_transport._LazyReadTimeoutHandler._on_read_timeout
+        )
+
+    async def use(transport: AiohttpTransport) -> int:
+        for _ in range(5):
+            assert await read_all(await transport.send(request(closing.url(), read=60.0))) == b"ok"
+        await asyncio.sleep(0.05)  # let the connections' close callbacks run
+        return armed(asyncio.get_running_loop())
+
+    assert run(use) == 0
+    assert closing.connections == 5
 
 
 # -- headers -----------------------------------------------------------------------------------
