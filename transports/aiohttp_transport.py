@@ -171,13 +171,15 @@ def _install_lazy_read_timer(connector: aiohttp.BaseConnector, loop: Any) -> Non
     stock one and the protocol has the hooks the subclass overrides; otherwise nothing
     changes (aiohttp's own timer keeps the same semantics, at its cost).
     """
-    factory = getattr(connector, "_factory", None)
+    factory = getattr(connector, "_factory", None)  # private-ok: no public protocol factory
     if not (isinstance(factory, functools.partial) and factory.func is ResponseHandler):
         return
     if not all(hasattr(ResponseHandler, name) for name in _HANDLER_HOOKS):
         return  # pragma: no cover - depends on the aiohttp release
     patched: Any = connector  # a private attribute, typed differently across releases
-    patched._factory = functools.partial(_LazyReadTimeoutHandler, loop=loop)
+    patched._factory = functools.partial(  # private-ok: no public protocol factory
+        _LazyReadTimeoutHandler, loop=loop
+    )
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
