@@ -389,7 +389,13 @@ class AiohttpTransport:
             session = await self._get_session()  # one coroutine less on every other call
         timeout = request.timeout
         # The headers reach aiohttp's request directly (see `_Request`).
-        token = _pending_headers.set(request.headers)
+        headers = request.headers
+        extra: dict[str, Any] = {}
+        if "user-agent" not in headers or (request.body and "content-type" not in headers):
+            # Removed by the caller (a None header value): aiohttp would send its own
+            # (naming the Python and aiohttp versions; application/octet-stream for a body).
+            extra["skip_auto_headers"] = ("User-Agent", "Content-Type")
+        token = _pending_headers.set(headers)
         try:
             response = await session.request(
                 request.method,
@@ -398,6 +404,7 @@ class AiohttpTransport:
                 allow_redirects=False,
                 proxy=self._proxies.proxy_for(request.url),
                 timeout=_client_timeout(timeout.total, timeout.connect, timeout.read),
+                **extra,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _translate(exc) from exc

@@ -29,7 +29,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
-from urllib3.util import Retry, parse_url
+from urllib3.util import SKIP_HEADER, Retry, parse_url
 
 from aligneai.core.errors import InvalidArgumentValueError
 from aligneai.core.failures import ConnectError, ConnectTimeout, ReadError, ReadTimeout
@@ -320,10 +320,15 @@ class Urllib3Transport:
         if self._abandoned:
             self._release_abandoned()
         timeout = request.timeout
+        headers: Mapping[str, str] = request.headers
+        if "user-agent" not in headers:
+            # Removed by the caller (a None header value): urllib3 would send its own, which
+            # names urllib3's version; SKIP_HEADER tells it to send none.
+            headers = {**headers, "user-agent": SKIP_HEADER}
         options: dict[str, Any] = {
             "body": request.body,
-            # build_request() made this dict for this attempt alone; urllib3 only reads it.
-            "headers": request.headers,
+            # build_request() made this mapping for this attempt alone; urllib3 only reads it.
+            "headers": headers,
             "retries": _NO_RETRIES,
             "redirect": False,
             "preload_content": False,
