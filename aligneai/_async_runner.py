@@ -53,7 +53,14 @@ class AsyncRunner:
 
     async def request(self, operation: Operation[T], call_options: CallOptions) -> T:
         """Run ``operation`` and return its parsed model."""
-        return parse_result(operation, await self._finish(operation, call_options))
+        # _finish() inlined: one coroutine less on every call of the usual method.
+        check_kind(operation, stream=False)
+        result, response = await run_async(
+            self._preparer.flow(operation, call_options), self._transport, self._sleep
+        )
+        if response is not None:  # pragma: no cover - only stream operations leave it open
+            await response.aclose()
+        return parse_result(operation, result)
 
     async def raw(self, operation: Operation[T], call_options: CallOptions) -> RawResponse[T]:
         """Run ``operation`` and return its `RawResponse` (parsed on demand)."""

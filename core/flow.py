@@ -31,7 +31,7 @@ from .failures import TransportError, to_api_error
 from .headers import Headers, redact
 from .operations import CallOptions, Operation
 from .options import ClientOptions, Timeout
-from .request import Request, build_request, encode_json_body, join_url
+from .request import Request, build_request, encode_json_body, join_url, slot_builder
 from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 from .sentinels import NOT_GIVEN, NotGiven
@@ -103,6 +103,11 @@ class PreparedCall:
         return f"<PreparedCall {self.method} {self.url} headers={redact(self.headers)!r}>"
 
 
+# Builders for values this module has built and checked itself (see `slot_builder`).
+_new_send: Callable[[Request], Send] = slot_builder(Send)
+_new_prepared_call: Callable[..., PreparedCall] = slot_builder(PreparedCall)
+
+
 def prepare_call(
     options: ClientOptions,
     headers: Mapping[str, str],
@@ -143,24 +148,25 @@ def prepare_call(
         url = join_url(options.base_url, operation.path, query)
     else:
         url = _join_path(options.base_url, operation.path)
-    return PreparedCall(
-        method=operation.method,
-        url=url,
-        headers=call_headers,
-        body=None if operation.body is None else encode_json_body(operation.body),
-        stream=operation.stream,
-        timeout=(
+    # call_headers is a Headers by now: PreparedCall's converter would return it as it is.
+    return _new_prepared_call(
+        operation.method,
+        url,
+        call_headers,
+        None if operation.body is None else encode_json_body(operation.body),
+        operation.stream,
+        (
             options.timeout
             if call_options.timeout is NOT_GIVEN
             else options.timeout.merge(call_options.timeout)
         ),
-        max_retries=(
+        (
             options.max_retries
             if isinstance(call_options.max_retries, NotGiven)
             else call_options.max_retries
         ),
-        max_response_bytes=options.max_response_bytes,
-        idempotency_key=idempotency_key if operation.method == "POST" else None,
+        options.max_response_bytes,
+        idempotency_key if operation.method == "POST" else None,
     )
 
 
@@ -178,6 +184,10 @@ class FlowResult:
 #: One call as a generator: it yields `Action`s, receives `Outcome`s and returns a `FlowResult`.
 #: Any event loop can drive it (`aligneai.transports.sync_driver` and `async_driver` do).
 Flow = Generator[Action, Outcome, FlowResult]
+
+_new_flow_result: Callable[[ResponseHead, bytes | None, Request, int, float], FlowResult] = (
+    slot_builder(FlowResult)
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -197,8 +207,12 @@ def _default_policy(max_retries: int) -> RetryPolicy:
     return RetryPolicy(max_retries=max_retries)
 
 
+_dict_get = dict.get
+
+
 def _content_length(head: ResponseHead) -> int | None:
-    raw = head.headers.get("content-length")
+    # A ResponseHead's Headers holds lower-case names: dict's own lookup is exact.
+    raw = _dict_get(head.headers, "content-length")
     if raw is None:
         return None
     try:
@@ -256,14 +270,14 @@ def request_flow(
         attempt_start = clock()
         outcome: ResponseHead | TransportError
         body = b""
-        sent = yield Send(request)
+        sent = yield _new_send(request)
         if isinstance(sent, ResponseHead):
             head = sent
             if head.is_success and call.stream:
                 if logger.isEnabledFor(logging.DEBUG):
                     _log_attempt(request, head.status_code, clock() - attempt_start)
                 if _is_event_stream(head):
-                    return FlowResult(head, None, request, retries_taken, clock() - start)
+                    return _new_flow_result(head, None, request, retries_taken, clock() - start)
                 # A 2xx that is not an event stream breaks the contract: say so from create()
                 # rather than let the stream decoder report a confusing early end.
                 read = yield _read_body(call.max_response_bytes)
@@ -289,7 +303,7 @@ def request_flow(
                 if logger.isEnabledFor(logging.DEBUG):  # no clock read when nobody logs
                     _log_attempt(request, head.status_code, clock() - attempt_start)
                 if head.is_success:
-                    return FlowResult(head, body, request, retries_taken, clock() - start)
+                    return _new_flow_result(head, body, request, retries_taken, clock() - start)
             elif isinstance(read, TransportError):
                 outcome = read
                 _log_attempt(request, f"failed reading the body: {read!r}", 0.0)

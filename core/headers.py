@@ -10,7 +10,7 @@ HTTP/1.1 allows (and HTTP/2 requires).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, NoReturn, Optional, TypeVar, Union, overload
 
 __all__ = ["SECRET_HEADERS", "HeaderChanges", "Headers", "HeadersLike", "redact"]
@@ -108,6 +108,28 @@ class Headers(dict[str, str]):
         _update(headers, fields)
         if more:
             _update(headers, more)
+        return headers
+
+    @classmethod
+    def from_items(cls, items: Collection[tuple[str, str]]) -> Headers:
+        """Headers from a sized collection of ``(name, value)`` pairs, any case: a fast path.
+
+        For a transport's response head (a multidict's ``items()``, whose names keep the
+        server's spelling): the names are lowered in one C-level pass, with no check of what
+        kind of mapping or iterable was given. A repeated field, or a name or value that is no
+        ``str``, goes through the constructor, which joins or refuses it as it always does.
+        """
+        try:
+            store = {name.lower(): value for name, value in items}
+            # Only str names and values: one C-level check of each, as in the constructor.
+            "".join(store)
+            "".join(store.values())
+        except (TypeError, AttributeError, ValueError):
+            return cls(list(items))  # raises the constructor's TypeError, naming the field
+        if len(store) != len(items):  # a repeated field: the constructor joins its values
+            return cls(list(items))
+        headers = _new_dict(cls)
+        _update(headers, store)
         return headers
 
     def merged(self, changes: HeaderChanges) -> Headers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
 import attrs
@@ -32,6 +32,26 @@ __all__ = [
 def _as_headers(value: Mapping[str, str]) -> Headers:
     # A request built by hand may pass a plain dict; the core's own builders pass Headers.
     return value if type(value) is Headers else Headers(value)
+
+
+def slot_builder(cls: type) -> Callable[..., Any]:
+    """A constructor of the frozen attrs class ``cls`` taking every field positionally.
+
+    For values the caller has already built and checked (the core's per-attempt values): it
+    sets the slots directly, skipping the attrs ``__init__``'s converters and its frozen
+    ``__setattr__`` lookups, and gives an instance equal in every way to ``cls(*values)``.
+    """
+    names = [a.name for a in attrs.fields(cls)]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    # The slots' member descriptors: each __set__ is one C call that bypasses frozenness.
+    namespace.update({f"_set_{name}": cls.__dict__[name].__set__ for name in names})
+    lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)"]
+    lines += [f"    _set_{name}(self, {name})" for name in names]
+    lines.append("    return self")
+    exec("\n".join(lines) + "\n", namespace)  # attrs field names only
+    build: Callable[..., Any] = namespace["build"]
+    build.__doc__ = f"{cls.__name__}({', '.join(names)}), for values already checked."
+    return build
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -136,6 +156,12 @@ class Request:
         )
 
 
+#: ``Request(method, url, headers, body, timeout, stream)`` for a `Headers` and checked values.
+_new_request: Callable[[str, str, Headers, bytes | None, Timeout, bool], Request] = slot_builder(
+    Request
+)
+
+
 @attrs.frozen
 class PlatformInfo:
     """Facts about the running interpreter, sent as ``X-AligneAI-*`` headers.
@@ -220,11 +246,5 @@ def build_request(
         attempt[IDEMPOTENCY_KEY] = idempotency_key
     if stream:
         attempt["accept"] = EVENT_STREAM_CONTENT_TYPE
-    return Request(
-        method=method,
-        url=url,
-        headers=Headers.from_lower(base, attempt),
-        body=body,
-        timeout=timeout,
-        stream=stream,
-    )
+    # Every value is checked or built here: set the slots directly (see `slot_builder`).
+    return _new_request(method, url, Headers.from_lower(base, attempt), body, timeout, stream)

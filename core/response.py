@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
 from ._json import loads
 from .errors import APIStatusError, status_error_class
 from .headers import Headers
-from .request import Request
+from .request import Request, slot_builder
 from .wire import REQUEST_ID
 
 __all__ = ["ResponseHead", "decode_error_body", "make_status_error"]
@@ -35,6 +35,10 @@ class ResponseHead:
     def is_success(self) -> bool:
         """True for a 2xx status."""
         return 200 <= self.status_code < 300
+
+
+#: ``ResponseHead(status_code, headers)`` for an int status and a `Headers` already built.
+new_response_head: Callable[[int, Headers], ResponseHead] = slot_builder(ResponseHead)
 
 
 def decode_error_body(body: bytes) -> object:

@@ -43,15 +43,17 @@ async def run_async(
                     outcome = response_head(response)
                 elif isinstance(action, ReadBody):
                     assert response is not None, "ReadBody before Send"
-                    buffer = BodyBuffer(action.max_bytes)
                     # A transport's response may offer the body that already arrived with its
                     # head (AiohttpResponse does): then no async iteration and no await.
                     arrived = getattr(response, "read_arrived_body", None)
                     body = None if arrived is None else arrived()
                     if body is not None:
                         response = None  # read_arrived_body() released it
-                        buffer.feed(body)
+                        if len(body) > action.max_bytes:  # BodyBuffer raises the error
+                            BodyBuffer(action.max_bytes).feed(body)
+                        outcome = body  # what one chunk in a BodyBuffer gives back
                     else:
+                        buffer = BodyBuffer(action.max_bytes)
                         try:
                             async for chunk in response.aiter_bytes():
                                 buffer.feed(chunk)
@@ -64,7 +66,7 @@ async def run_async(
                             except Exception:  # the connection is dropped either way
                                 pass
                             response = None
-                    outcome = buffer.getvalue()
+                        outcome = buffer.getvalue()
                 else:
                     assert isinstance(action, Sleep)
                     await sleep(action.seconds)

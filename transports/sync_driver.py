@@ -7,13 +7,15 @@ Everything they decide (retries, pacing, errors, logging) happens in `aligneai.c
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Callable
 
 from aligneai.core.body import BodyBuffer
 from aligneai.core.failures import TransportError
 from aligneai.core.flow import Flow, FlowResult, Outcome, ReadBody, Send, Sleep
+from aligneai.core.headers import Headers
 from aligneai.core.request import Request
-from aligneai.core.response import ResponseHead
+from aligneai.core.response import ResponseHead, new_response_head
 
 from ._guard import PASS_THROUGH, close_quietly, stray_failure
 from .base import AsyncResponse, SyncResponse, SyncTransport
@@ -28,7 +30,15 @@ def response_head(response: SyncResponse | AsyncResponse) -> ResponseHead:
     # its itermerged() reads its store directly, repeated fields already joined by ", " as
     # `Headers` joins them: half the cost of a small call's head.
     merged = getattr(headers, "itermerged", None)
-    return ResponseHead(response.status_code, headers if merged is None else merged())
+    if merged is not None:
+        fields = Headers.from_items(list(merged()))
+    elif isinstance(headers, Mapping):
+        # aiohttp's CIMultiDictProxy (or a dict): its items view, names in the server's case.
+        fields = Headers.from_items(headers.items())
+    else:  # anything else a transport may give: the generic path of the converter
+        return ResponseHead(response.status_code, headers)
+    # ResponseHead's only converter is Headers(), which would return ``fields`` as it is.
+    return new_response_head(response.status_code, fields)
 
 
 def run_sync(
