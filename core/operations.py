@@ -33,7 +33,7 @@ from .options import (
     validate_timeout,
 )
 from .parsing import EmbeddingsParser, parse_model_answer, parse_model_list
-from .request import Request
+from .request import Request, slot_builder
 from .response import ResponseHead
 from .sentinels import NOT_GIVEN, NotGiven
 from .wire import (
@@ -364,6 +364,10 @@ def _validate_extra_body(value: object) -> dict[str, Any]:
     return result
 
 
+#: ``Operation(method, path, response_type, body, query, stream, parser)``, values checked.
+_new_operation: Callable[..., Operation[Any]] = slot_builder(Operation)
+
+
 @functools.lru_cache(maxsize=256)
 def _embeddings_parser(inputs: int, dimensions: int | None) -> EmbeddingsParser:
     # Parsers are immutable values: the common shapes are built once, not per call.
@@ -403,13 +407,15 @@ def create_embeddings(
         body["stream"] = True
     if extra_body is not None and extra_body is not NOT_GIVEN:
         body.update(_validate_extra_body(extra_body))
-    return Operation(
-        method="POST",
-        path=EMBEDDINGS_PATH,
-        response_type=CreateEmbeddingResponse,
-        body=body,
-        stream=stream,
-        parser=_embeddings_parser(
+    # Every value is checked above: set the slots directly (see `slot_builder`).
+    return _new_operation(
+        "POST",
+        EMBEDDINGS_PATH,
+        CreateEmbeddingResponse,
+        body,
+        None,
+        stream,
+        _embeddings_parser(
             1 if isinstance(body["inputs"], str) else len(body["inputs"]), body.get("dimensions")
         ),
     )

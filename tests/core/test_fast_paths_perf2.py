@@ -12,11 +12,12 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from aligneai.core.flow import FlowResult, PreparedCall, Send
 from aligneai.core.headers import Headers
+from aligneai.core.operations import Operation, create_embeddings
 from aligneai.core.options import Timeout
 from aligneai.core.request import Request, build_request, slot_builder
 from aligneai.core.response import ResponseHead, new_response_head
@@ -145,3 +146,37 @@ def test_from_items_refuses_what_the_constructor_refuses(
 ) -> None:
     with pytest.raises(TypeError, match=message):
         Headers.from_items(fields)
+
+
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=5),
+        st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=4),
+    ),
+    st.none() | st.integers(1, 64),
+    st.booleans(),
+)
+def test_create_embeddings_operation_matches_the_attrs_constructor(
+    inputs: str | list[str], dimensions: int | None, stream: bool
+) -> None:
+    assume(all(ch < "\ud800" or ch > "\udfff" for ch in "".join(inputs)))
+    built = create_embeddings(inputs=inputs, dimensions=dimensions, stream=stream)
+    body: dict[str, Any] = {"inputs": inputs, "encoding_format": "base64"}
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    if stream:
+        body["stream"] = True
+    assert built.body == body
+    normal = Operation(
+        method="POST",
+        path="/embeddings",
+        response_type=built.response_type,
+        body=built.body,
+        stream=stream,
+        parser=built.parser,
+    )
+    assert type(built) is Operation
+    assert built == normal
+    assert repr(built) == repr(normal)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.method = "GET"  # type: ignore[misc]
