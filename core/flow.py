@@ -26,12 +26,13 @@ from typing import Any, Callable, Optional, Union
 
 import attrs
 
+from ._json import dumps
 from .errors import APIResponseValidationError, APITimeoutError, ResponseTooLargeError
 from .failures import TransportError, to_api_error
 from .headers import Headers, redact
 from .operations import CallOptions, Operation
 from .options import ClientOptions, Timeout
-from .request import Request, build_request, encode_json_body, join_url, slot_builder
+from .request import Request, build_request, join_url, slot_builder
 from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 from .sentinels import NOT_GIVEN, NotGiven
@@ -153,7 +154,7 @@ def prepare_call(
         operation.method,
         url,
         call_headers,
-        None if operation.body is None else encode_json_body(operation.body),
+        None if operation.body is None else dumps(operation.body),  # = encode_json_body()
         operation.stream,
         (
             options.timeout
@@ -273,7 +274,8 @@ def request_flow(
         sent = yield _new_send(request)
         if isinstance(sent, ResponseHead):
             head = sent
-            if head.is_success and call.stream:
+            success = 200 <= head.status_code < 300  # head.is_success, without the call
+            if success and call.stream:
                 if logger.isEnabledFor(logging.DEBUG):
                     _log_attempt(request, head.status_code, clock() - attempt_start)
                 if _is_event_stream(head):
@@ -302,7 +304,7 @@ def request_flow(
                 outcome = head
                 if logger.isEnabledFor(logging.DEBUG):  # no clock read when nobody logs
                     _log_attempt(request, head.status_code, clock() - attempt_start)
-                if head.is_success:
+                if success:
                     return _new_flow_result(head, body, request, retries_taken, clock() - start)
             elif isinstance(read, TransportError):
                 outcome = read

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-from ._json import loads
+from ._json import PIECEWISE_MIN_BYTES, loads, loads_whole
 from .answer_contract import AnswerContract, check_answer, model_problem, usage_problem
 from .converter import (
     check_finite,
@@ -118,6 +118,14 @@ def parse_embeddings(
     direct = build_valid_answer(data, contract)
     if direct is not None:
         return direct
+    return _structure_answer(head, data, request, contract)
+
+
+def _structure_answer(
+    head: ResponseHead, data: Any, request: Request | None, contract: AnswerContract
+) -> CreateEmbeddingResponse:
+    # The general path of `parse_embeddings`: cattrs structures the answer, then the contract
+    # is checked; whatever is wrong raises APIResponseValidationError saying what.
     response = structure(head, data, CreateEmbeddingResponse, request)
     problem = check_answer(
         contract, ((e.index, len(e.embedding)) for e in response.data)
@@ -219,7 +227,16 @@ class EmbeddingsParser:
         self, head: ResponseHead, body: bytes, request: Request | None = None
     ) -> CreateEmbeddingResponse:
         """Parse and check ``body`` (see `parse_embeddings`)."""
-        return parse_embeddings(head, body, request, self.contract)
+        # parse_embeddings() inlined, for the answer of every call: a small body is decoded
+        # at once, and a valid answer built without the general path's frames.
+        try:
+            data = loads_whole(body) if len(body) < PIECEWISE_MIN_BYTES else loads(body)
+        except (ValueError, TypeError, RecursionError):
+            data = parse_json(head, body, request)  # raises the error parse_embeddings raises
+        direct = build_valid_answer(data, self.contract)
+        if direct is not None:
+            return direct
+        return _structure_answer(head, data, request, self.contract)
 
 
 def _describe(exc: Exception) -> str:

@@ -238,13 +238,24 @@ def build_request(
     that stays the same on every retry of one call, whatever spelling ``headers`` used.
     """
     base = headers if type(headers) is Headers else Headers(headers)
-    if body is None and "content-type" in base:  # prepare_call() removed it already
+    # A Headers holds lower-case names: dict's own lookup (no method call) is exact.
+    if body is None and _has_field(base, "content-type"):  # prepare_call() removed it already
         base = base.merged({"content-type": None})
-    # One copy of the call's headers per attempt, plus the fields of this attempt.
-    attempt = {RETRY_COUNT: str(retry_count)}
+    # One copy of the call's headers per attempt, plus the fields of this attempt
+    # (Headers.from_lower() inlined: this runs on every attempt).
+    attempt = _new_dict(Headers)
+    _update(attempt, base)
+    _set_field(attempt, RETRY_COUNT, str(retry_count))
     if idempotency_key is not None:
-        attempt[IDEMPOTENCY_KEY] = idempotency_key
+        _set_field(attempt, IDEMPOTENCY_KEY, idempotency_key)
     if stream:
-        attempt["accept"] = EVENT_STREAM_CONTENT_TYPE
+        _set_field(attempt, "accept", EVENT_STREAM_CONTENT_TYPE)
     # Every value is checked or built here: set the slots directly (see `slot_builder`).
-    return _new_request(method, url, Headers.from_lower(base, attempt), body, timeout, stream)
+    return _new_request(method, url, attempt, body, timeout, stream)
+
+
+# Headers blocks its own mutators: a Headers being built is filled with dict's, in C.
+_has_field = dict.__contains__
+_new_dict = dict.__new__
+_update = dict.update
+_set_field = dict.__setitem__

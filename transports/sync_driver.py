@@ -23,9 +23,17 @@ from .base import AsyncResponse, SyncResponse, SyncTransport
 __all__ = ["Flow", "response_head", "run_sync"]
 
 
+# Types of header mappings seen to have no itermerged() (aiohttp's CIMultiDictProxy, dict):
+# remembered so that later heads skip the attribute miss and the Mapping ABC check.
+_PLAIN_MAPPINGS: set[type] = set()
+
+
 def response_head(response: SyncResponse | AsyncResponse) -> ResponseHead:
     """The core's view of a transport response's head."""
     headers = response.headers
+    if type(headers) in _PLAIN_MAPPINGS:
+        # ResponseHead's only converter is Headers(), which would return the fields as they are.
+        return new_response_head(response.status_code, Headers.from_items(headers.items()))
     # urllib3's HTTPHeaderDict iterates its items in Python, a value list lookup per field;
     # its itermerged() reads its store directly, repeated fields already joined by ", " as
     # `Headers` joins them: half the cost of a small call's head.
@@ -34,10 +42,10 @@ def response_head(response: SyncResponse | AsyncResponse) -> ResponseHead:
         fields = Headers.from_items(list(merged()))
     elif isinstance(headers, Mapping):
         # aiohttp's CIMultiDictProxy (or a dict): its items view, names in the server's case.
+        _PLAIN_MAPPINGS.add(type(headers))
         fields = Headers.from_items(headers.items())
     else:  # anything else a transport may give: the generic path of the converter
         return ResponseHead(response.status_code, headers)
-    # ResponseHead's only converter is Headers(), which would return ``fields`` as it is.
     return new_response_head(response.status_code, fields)
 
 
