@@ -40,19 +40,17 @@ from aligneai.core.errors import (  # noqa: E402
     APIResponseValidationError,
     InvalidArgumentValueError,
 )
-from aligneai.testing import LocalServer, embed  # noqa: E402
+from aligneai.testing import LocalServer  # noqa: E402
 
-DIMS = 8
+from ._helpers import DIMS, expected  # noqa: E402
+from ._helpers import create_many as shared_create_many  # noqa: E402
+
 DEFAULT_MODEL = "aligne-embed-small"  # the local server's default model (its contract)
 CHILD_TIMEOUT = 60.0
 
 
 def texts(n: int, start: int = 0) -> list[str]:
     return [f"review text {i} of the corpus" for i in range(start, start + n)]
-
-
-def expected(items: list[str], dims: int = DIMS) -> Any:
-    return np.array([embed(item, dims) for item in items], dtype=np.float32)
 
 
 def sent(server: LocalServer) -> list[str]:
@@ -71,16 +69,8 @@ def server() -> Iterator[LocalServer]:
 
 
 def create_many(url: str, driver: str, inputs: Any, **kwargs: Any) -> BulkResult:
-    kwargs.setdefault("dimensions", DIMS)
-    if driver == "sync":
-        with AligneAI(api_key="k", base_url=url, max_retries=0) as client:
-            return client.embeddings.create_many(inputs, **kwargs)
-
-    async def main() -> BulkResult:
-        async with AsyncAligneAI(api_key="k", base_url=url, max_retries=0) as client:
-            return await client.embeddings.create_many(inputs, **kwargs)
-
-    return asyncio.run(main())
+    # Clients built with max_retries=0 (the bulk drivers retry batches themselves).
+    return shared_create_many(url, driver, inputs, client_options={"max_retries": 0}, **kwargs)
 
 
 drivers = pytest.mark.parametrize("driver", ["sync", "async"])

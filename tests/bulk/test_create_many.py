@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,60 +20,18 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("aiohttp")
 
 from aligneai import AligneAI, AsyncAligneAI, BadRequestError  # noqa: E402
-from aligneai._bulk._methods import AsyncBulkEmbeddingsMixin, BulkEmbeddingsMixin  # noqa: E402
-from aligneai.bulk import BulkResult, BulkResumeError, InputTooLargeError  # noqa: E402
+from aligneai.bulk import BulkResumeError, InputTooLargeError  # noqa: E402
 from aligneai.core.errors import (  # noqa: E402
     InvalidArgumentTypeError,
     InvalidArgumentValueError,
 )
-from aligneai.testing import Fault, LocalServer, count_tokens, embed  # noqa: E402
+from aligneai.testing import Fault, LocalServer, count_tokens  # noqa: E402
 
-DIMS = 8
+from ._helpers import DIMS, create_many, expected  # noqa: E402
 
 
 def corpus(n: int, *, words: int = 4) -> list[str]:
     return [" ".join(f"w{i}x{k}" for k in range(words)) + f" #{i}" for i in range(n)]
-
-
-def expected(texts: Iterable[str]) -> Any:
-    return np.array([embed(text, DIMS) for text in texts], dtype=np.float32)
-
-
-class _Sync(BulkEmbeddingsMixin):
-    def __init__(self, client: AligneAI) -> None:
-        self._runner = client.runner
-
-
-class _Async(AsyncBulkEmbeddingsMixin):
-    def __init__(self, client: AsyncAligneAI) -> None:
-        self._runner = client.runner
-
-
-def bulk_sync(client: AligneAI) -> Any:
-    """client.embeddings once the lead wires the mixin in, the mixin alone until then."""
-    embeddings = client.embeddings
-    return embeddings if hasattr(embeddings, "create_many") else _Sync(client)
-
-
-def bulk_async(client: AsyncAligneAI) -> Any:
-    embeddings = client.embeddings
-    return embeddings if hasattr(embeddings, "create_many") else _Async(client)
-
-
-def create_many(server: LocalServer, driver: str, inputs: Any, **kwargs: Any) -> BulkResult:
-    """Run create_many with the sync or the async client against ``server``."""
-    kwargs.setdefault("dimensions", DIMS)
-    if driver == "sync":
-        with AligneAI(api_key="k", base_url=server.url) as client:
-            result: BulkResult = bulk_sync(client).create_many(inputs, **kwargs)
-            return result
-
-    async def main() -> BulkResult:
-        async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
-            result: BulkResult = await bulk_async(client).create_many(inputs, **kwargs)
-            return result
-
-    return asyncio.run(main())
 
 
 drivers = pytest.mark.parametrize("driver", ["sync", "async"])
@@ -276,7 +233,7 @@ def test_ctrl_c_stops_promptly_and_resume_finishes(tmp_path: Path) -> None:
     # Each request takes 1 s at the server: waiting for those in flight would take up to 1 s.
     with LocalServer(latency=1.0) as server:
         with AligneAI(api_key="k", base_url=server.url) as client, pytest.raises(KeyboardInterrupt):
-            bulk_sync(client).create_many(
+            client.embeddings.create_many(
                 texts, dimensions=DIMS, batch_size=10, max_concurrency=4, output=out,
                 progress=interrupt,
             )  # fmt: skip
@@ -303,7 +260,7 @@ def test_task_cancel_stops_promptly_and_resume_finishes(tmp_path: Path) -> None:
         async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
             progress: list[Any] = []
             task = asyncio.ensure_future(
-                bulk_async(client).create_many(
+                client.embeddings.create_many(
                     texts,
                     dimensions=DIMS,
                     batch_size=10,
@@ -399,7 +356,7 @@ def test_numpy_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         AligneAI(api_key="k", base_url="http://127.0.0.1:9") as client,
         pytest.raises(MissingDependencyError, match=r"aligneai\[numpy\]"),
     ):
-        bulk_sync(client).create_many(["a"])
+        client.embeddings.create_many(["a"])
 
 
 def test_import_aligneai_loads_neither_numpy_nor_the_drivers() -> None:

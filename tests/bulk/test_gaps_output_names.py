@@ -9,24 +9,22 @@ another name left.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("aiohttp")
 
-from aligneai import AligneAI, AsyncAligneAI  # noqa: E402
 from aligneai._bulk._lock import OutputLock, resolve_output  # noqa: E402
-from aligneai.bulk import BulkResult, ProgressEvent  # noqa: E402
+from aligneai.bulk import ProgressEvent  # noqa: E402
 from aligneai.core.errors import InvalidArgumentValueError  # noqa: E402
-from aligneai.testing import LocalServer, embed  # noqa: E402
+from aligneai.testing import LocalServer  # noqa: E402
 
-DIMS = 8
+from ._helpers import create_many, expected  # noqa: E402
 
 needs_symlinks = pytest.mark.skipif(
     sys.platform == "win32", reason="creating symlinks needs a privilege on Windows"
@@ -35,25 +33,6 @@ needs_symlinks = pytest.mark.skipif(
 
 def texts(n: int) -> list[str]:
     return [f"named text {i}" for i in range(n)]
-
-
-def expected(items: list[str]) -> Any:
-    return np.array([embed(text, DIMS) for text in items], dtype=np.float32)
-
-
-def create_many(server: LocalServer, driver: str, inputs: Any, **kwargs: Any) -> BulkResult:
-    kwargs.setdefault("dimensions", DIMS)
-    if driver == "sync":
-        with AligneAI(api_key="k", base_url=server.url) as client:
-            result: BulkResult = client.embeddings.create_many(inputs, **kwargs)
-            return result
-
-    async def main() -> BulkResult:
-        async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
-            result: BulkResult = await client.embeddings.create_many(inputs, **kwargs)
-            return result
-
-    return asyncio.run(main())
 
 
 def other_names(

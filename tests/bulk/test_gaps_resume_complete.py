@@ -8,7 +8,6 @@ raises `BulkResumeError`, before anything is sent and without touching the outpu
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from pathlib import Path
@@ -19,12 +18,12 @@ import pytest
 np = pytest.importorskip("numpy")
 pytest.importorskip("aiohttp")
 
-from aligneai import AligneAI, AsyncAligneAI  # noqa: E402
-from aligneai.bulk import BulkResult, BulkResumeError, ProgressEvent  # noqa: E402
+from aligneai.bulk import BulkResumeError, ProgressEvent  # noqa: E402
 from aligneai.cli import main  # noqa: E402
-from aligneai.testing import LocalServer, embed  # noqa: E402
+from aligneai.testing import LocalServer  # noqa: E402
 
-DIMS = 8
+from ._helpers import DIMS, create_many, expected  # noqa: E402
+
 DEFAULT_MODEL = "aligne-embed-small"  # what the local server answers without a model
 SUFFIXES = [".npy", ".parquet", ".jsonl"]
 drivers = pytest.mark.parametrize("driver", ["sync", "async"])
@@ -33,25 +32,6 @@ suffixes = pytest.mark.parametrize("suffix", SUFFIXES)
 
 def texts(n: int) -> list[str]:
     return [f"gap text {i} of the finished corpus" for i in range(n)]
-
-
-def expected(items: list[str]) -> Any:
-    return np.array([embed(text, DIMS) for text in items], dtype=np.float32)
-
-
-def create_many(server: LocalServer, driver: str, inputs: Any, **kwargs: Any) -> BulkResult:
-    kwargs.setdefault("dimensions", DIMS)
-    if driver == "sync":
-        with AligneAI(api_key="k", base_url=server.url) as client:
-            result: BulkResult = client.embeddings.create_many(inputs, **kwargs)
-            return result
-
-    async def main() -> BulkResult:
-        async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
-            result: BulkResult = await client.embeddings.create_many(inputs, **kwargs)
-            return result
-
-    return asyncio.run(main())
 
 
 def read_rows(output: Path) -> Any:

@@ -12,40 +12,15 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("aiohttp")
 
 from aligneai import AligneAI, AsyncAligneAI  # noqa: E402
-from aligneai._bulk._methods import AsyncBulkEmbeddingsMixin, BulkEmbeddingsMixin  # noqa: E402
 from aligneai.bulk import EmbeddedChunk  # noqa: E402
 from aligneai.core.errors import InvalidArgumentValueError  # noqa: E402
-from aligneai.testing import Fault, LocalServer, embed  # noqa: E402
+from aligneai.testing import Fault, LocalServer  # noqa: E402
 
-DIMS = 8
+from ._helpers import DIMS, expected  # noqa: E402
 
 
 def corpus(n: int) -> list[str]:
     return [f"line {i} of the corpus, topic {i % 11}" for i in range(n)]
-
-
-def expected(texts: list[str]) -> Any:
-    return np.array([embed(text, DIMS) for text in texts], dtype=np.float32)
-
-
-class _Sync(BulkEmbeddingsMixin):
-    def __init__(self, client: AligneAI) -> None:
-        self._runner = client.runner
-
-
-class _Async(AsyncBulkEmbeddingsMixin):
-    def __init__(self, client: AsyncAligneAI) -> None:
-        self._runner = client.runner
-
-
-def bulk_sync(client: AligneAI) -> Any:
-    embeddings = client.embeddings
-    return embeddings if hasattr(embeddings, "iter_many") else _Sync(client)
-
-
-def bulk_async(client: AsyncAligneAI) -> Any:
-    embeddings = client.embeddings
-    return embeddings if hasattr(embeddings, "iter_many") else _Async(client)
 
 
 def collect(server: LocalServer, driver: str, inputs: Any, **kwargs: Any) -> tuple[list[Any], Any]:
@@ -53,12 +28,12 @@ def collect(server: LocalServer, driver: str, inputs: Any, **kwargs: Any) -> tup
     kwargs.setdefault("dimensions", DIMS)
     if driver == "sync":
         with AligneAI(api_key="k", base_url=server.url) as client:
-            iterator = bulk_sync(client).iter_many(inputs, **kwargs)
+            iterator = client.embeddings.iter_many(inputs, **kwargs)
             return list(iterator), iterator
 
     async def main() -> tuple[list[Any], Any]:
         async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
-            iterator = bulk_async(client).iter_many(inputs, **kwargs)
+            iterator = client.embeddings.iter_many(inputs, **kwargs)
             return [chunk async for chunk in iterator], iterator
 
     return asyncio.run(main())
@@ -114,7 +89,7 @@ def test_memory_stays_bounded_by_the_window() -> None:
     with LocalServer(latency=0.001) as server, AligneAI(api_key="k", base_url=server.url) as client:
         # The first request is slow: every later answer must wait behind it.
         server.enqueue(Fault.delay(0.3))
-        iterator = bulk_sync(client).iter_many(
+        iterator = client.embeddings.iter_many(
             texts, dimensions=DIMS, batch_size=batch, max_concurrency=concurrency
         )
         job = iterator._job
@@ -138,7 +113,7 @@ def test_memory_stays_bounded_by_the_window() -> None:
 def test_breaking_out_stops_the_run() -> None:
     texts = corpus(2000)
     with LocalServer(latency=0.01) as server, AligneAI(api_key="k", base_url=server.url) as client:
-        with bulk_sync(client).iter_many(
+        with client.embeddings.iter_many(
             texts, dimensions=DIMS, batch_size=10, max_concurrency=2
         ) as iterator:
             for chunk in iterator:
@@ -157,7 +132,7 @@ def test_async_breaking_out_stops_the_run() -> None:
 
     async def main(server: LocalServer) -> int:
         async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
-            async with bulk_async(client).iter_many(
+            async with client.embeddings.iter_many(
                 texts, dimensions=DIMS, batch_size=10, max_concurrency=2
             ) as iterator:
                 async for chunk in iterator:
@@ -180,13 +155,13 @@ def test_arguments_are_checked_at_the_call(driver: str) -> None:
                 AligneAI(api_key="k", base_url=server.url) as client,
                 pytest.raises(InvalidArgumentValueError, match="batch_size"),
             ):
-                bulk_sync(client).iter_many(corpus(3), batch_size=0)
+                client.embeddings.iter_many(corpus(3), batch_size=0)
         else:
 
             async def main() -> None:
                 async with AsyncAligneAI(api_key="k", base_url=server.url) as client:
                     with pytest.raises(InvalidArgumentValueError, match="batch_size"):
-                        bulk_async(client).iter_many(corpus(3), batch_size=0)
+                        client.embeddings.iter_many(corpus(3), batch_size=0)
 
             asyncio.run(main())
         assert server.requests == []

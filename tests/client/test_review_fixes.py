@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import inspect
 import pickle
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
-import mypy.api as mypy_api
 import pytest
 
 import aligneai
-import aligneai.core
-import aligneai.transports
 from aligneai import NOT_GIVEN, AligneAI, Timeout
 from aligneai.core import CallOptions, list_models
 from aligneai.core.errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from aligneai.core.flow import Send
+
+from ._mypy_snippet import marked_lines, run_mypy_strict
 
 
 def _finish(api: Any, value: Any) -> Any:
@@ -196,53 +194,13 @@ SNIPPET = textwrap.dedent(
 )
 
 
-def _search_path(tmp: Path) -> str | None:
-    """Where mypy finds ``aligneai`` as installed (as in test_typing_snippets.py)."""
-    package = Path(aligneai.__path__[0])
-    if "site-packages" in package.parts:
-        return None
-    parts = {"core": aligneai.core.__path__[0], "transports": aligneai.transports.__path__[0]}
-    if all((package / name).resolve() == Path(path).resolve() for name, path in parts.items()):
-        return str(package.parent)
-    shim = tmp / "shim" / "aligneai"
-    shim.mkdir(parents=True)
-    for entry in package.iterdir():
-        if entry.name not in parts and entry.name != "__pycache__":
-            (shim / entry.name).symlink_to(entry)
-    for name, path in parts.items():
-        (shim / name).symlink_to(path)
-    return str(shim.parent)
-
-
 @pytest.mark.slow  # a cold mypy run over the package: 20-40 s
 def test_mypy_accepts_not_given_for_the_constructors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = tmp_path / "user_code.py"
-    source.write_text(SNIPPET, encoding="utf-8")
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\n", encoding="utf-8")  # not the project's settings
-    search = _search_path(tmp_path)
-    if search is not None:
-        monkeypatch.setenv("MYPYPATH", search)
-    monkeypatch.chdir(tmp_path)
-    stdout, stderr, _ = mypy_api.run(
-        [
-            "--strict",
-            "--no-error-summary",
-            "--show-error-codes",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--config-file",
-            str(config),
-            str(source),
-        ]
-    )
-    assert not stderr, stderr
-    errors = [line for line in stdout.splitlines() if ": error:" in line]
-    expected = {n for n, line in enumerate(SNIPPET.splitlines(), 1) if line.endswith("# E")}
-    lines = {int(m.group(1)) for m in (re.search(r":(\d+): error:", e) for e in errors) if m}
-    assert lines == expected, stdout  # NOT_GIVEN passes; a str timeout still does not
+    run = run_mypy_strict(SNIPPET, tmp_path, monkeypatch)
+    # NOT_GIVEN passes; a str timeout still does not.
+    assert run.lines == marked_lines(SNIPPET), run.stdout
 
 
 @pytest.mark.parametrize("name", ["Idempotency-Key", "idempotency-key"])

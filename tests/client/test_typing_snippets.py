@@ -4,22 +4,18 @@
 of every resource, case-insensitive header reads, an operation run through ``client.runner``
 (issue 13 item 2: the seam between resources and clients is typed, not ``Any``). Lines marked
 ``# E`` must be errors (so the types are precise, not ``Any``); every other line must pass.
-mypy cannot see through the editable install's import hook: `_search_path` shows it the
-package as a wheel would.
+The harness (shared with test_review_fixes.py) is in _mypy_snippet.py: mypy cannot see
+through the editable install's import hook, so it is shown the package as a wheel would be.
 """
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
-import mypy.api as mypy_api
 import pytest
 
-import aligneai
-import aligneai.core
-import aligneai.transports
+from ._mypy_snippet import marked_lines, run_mypy_strict
 
 SNIPPET = textwrap.dedent(
     """
@@ -79,58 +75,11 @@ SNIPPET = textwrap.dedent(
 )
 
 
-def _search_path(tmp: Path) -> str | None:
-    """A folder where mypy finds ``aligneai`` as installed, or None if site-packages has it.
-
-    mypy cannot follow the editable install's import hook; it refuses site-packages on its
-    search path. So: nothing for a wheel install; the package's parent when the source tree
-    holds the whole package (``core`` and ``transports`` inside it, as links or folders);
-    otherwise a folder of symlinks laid out like the wheel.
-    """
-    package = Path(aligneai.__path__[0])
-    if "site-packages" in package.parts:
-        return None
-    parts = {"core": aligneai.core.__path__[0], "transports": aligneai.transports.__path__[0]}
-    if all((package / name).resolve() == Path(path).resolve() for name, path in parts.items()):
-        return str(package.parent)
-    shim = tmp / "shim" / "aligneai"
-    shim.mkdir(parents=True)
-    for entry in package.iterdir():
-        if entry.name not in parts and entry.name != "__pycache__":
-            (shim / entry.name).symlink_to(entry)
-    for name, path in parts.items():
-        (shim / name).symlink_to(path)
-    return str(shim.parent)
-
-
 @pytest.mark.slow  # a cold mypy run over the package and its dependencies: 20-40 s
 def test_user_code_type_checks_under_mypy_strict(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    source = tmp_path / "user_code.py"
-    source.write_text(SNIPPET, encoding="utf-8")
-    config = tmp_path / "mypy.ini"
-    config.write_text("[mypy]\n", encoding="utf-8")  # not the project's settings
-    expected = {n for n, line in enumerate(SNIPPET.splitlines(), 1) if line.endswith("# E")}
-    search = _search_path(tmp_path)
-    if search is not None:
-        monkeypatch.setenv("MYPYPATH", search)
-    monkeypatch.chdir(tmp_path)  # mypy puts its working directory first on its search path
-    stdout, stderr, _ = mypy_api.run(
-        [
-            "--strict",
-            "--no-error-summary",
-            "--show-error-codes",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--config-file",
-            str(config),
-            str(source),
-        ]
-    )
-    assert not stderr, stderr
-    errors = [line for line in stdout.splitlines() if ": error:" in line]
-    lines = {int(m.group(1)) for m in (re.search(r":(\d+): error:", e) for e in errors) if m}
+    run = run_mypy_strict(SNIPPET, tmp_path, monkeypatch)
     # Exactly the marked lines fail, each for an incompatible assignment.
-    assert lines == expected, stdout
-    assert all("[assignment]" in e for e in errors), stdout
+    assert run.lines == marked_lines(SNIPPET), run.stdout
+    assert all("[assignment]" in e for e in run.errors), run.stdout

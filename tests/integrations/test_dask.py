@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 dd = pytest.importorskip("dask.dataframe")
 db = pytest.importorskip("dask.bag")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 
 from aligneai.integrations import Embedder  # noqa: E402
 from aligneai.integrations.dask import embed_bag, embed_dataframe  # noqa: E402
@@ -22,28 +21,7 @@ from aligneai.testing import LocalServer  # noqa: E402
 from ._common import DIMS, KEY, allowed_requests, check_rows, corpus  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    # Worker processes are spawned with the driver's environment: the key comes from there.
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ALIGNEAI_API_KEY", KEY)
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        worker_dashboard_address=None,
-    )
-    dask_client = distributed.Client(cluster)
-    try:
-        yield dask_client
-    finally:
-        dask_client.close()
-        cluster.close()
-        patch.undo()
-
-
-def test_dataframe_every_row_once_with_its_vector_under_a_rate_limit(client: Any) -> None:
+def test_dataframe_every_row_once_with_its_vector_under_a_rate_limit(dask_client: Any) -> None:
     n, rpm = 400, 300
     texts = corpus(n)
     frame = pd.DataFrame({"text": texts, "n": np.arange(n)}, index=pd.RangeIndex(n))
@@ -60,7 +38,7 @@ def test_dataframe_every_row_once_with_its_vector_under_a_rate_limit(client: Any
         ).compute()
         elapsed = time.monotonic() - start
         stats = server.stats
-        worker_pids = client.run(os.getpid)
+        worker_pids = dask_client.run(os.getpid)
     assert len(set(worker_pids.values())) == 2 and os.getpid() not in worker_pids.values()
     assert list(out.index) == list(range(n))  # nothing lost, nothing duplicated, in order
     assert out["text"].tolist() == texts and out["n"].tolist() == list(range(n))
@@ -70,7 +48,7 @@ def test_dataframe_every_row_once_with_its_vector_under_a_rate_limit(client: Any
     assert stats.rate_limited <= stats.accepted // 4, stats
 
 
-def test_map_partitions_with_an_embedder_instance(client: Any) -> None:
+def test_map_partitions_with_an_embedder_instance(dask_client: Any) -> None:
     texts = corpus(50)
     ddf = dd.from_pandas(pd.DataFrame({"body": texts}), npartitions=3)
     with LocalServer(api_key=KEY) as server:
@@ -83,7 +61,7 @@ def test_map_partitions_with_an_embedder_instance(client: Any) -> None:
     check_rows(texts, np.stack(out["v"].tolist()))
 
 
-def test_bag_of_texts_to_vectors(client: Any) -> None:
+def test_bag_of_texts_to_vectors(dask_client: Any) -> None:
     texts = corpus(45)
     with LocalServer(api_key=KEY) as server:
         vectors = embed_bag(

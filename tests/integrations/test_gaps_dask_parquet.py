@@ -10,7 +10,6 @@ the deterministic embedder, reading the files back with pyarrow and with dask.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 
 from aligneai.integrations.dask import embed_dataframe  # noqa: E402
 from aligneai.testing import LocalServer  # noqa: E402
@@ -29,26 +28,6 @@ from aligneai.testing import LocalServer  # noqa: E402
 from ._common import DIMS, KEY, check_rows, corpus  # noqa: E402
 
 LIST_OF_FLOAT32 = pa.list_(pa.float32())
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ALIGNEAI_API_KEY", KEY)
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        worker_dashboard_address=None,
-    )
-    dask_client = distributed.Client(cluster)
-    try:
-        yield dask_client
-    finally:
-        dask_client.close()
-        cluster.close()
-        patch.undo()
 
 
 def read_back(path: Path) -> tuple[list[str], Any]:
@@ -62,7 +41,7 @@ def read_back(path: Path) -> tuple[list[str], Any]:
 @pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index is deprecated")
 @pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index is deprecated")
 def test_to_parquet_writes_the_embedding_column_as_a_list_of_float32(
-    client: Any, tmp_path: Path
+    dask_client: Any, tmp_path: Path
 ) -> None:
     texts = corpus(90)
     frame = pd.DataFrame({"text": texts, "n": np.arange(90)})
@@ -85,7 +64,7 @@ def test_to_parquet_writes_the_embedding_column_as_a_list_of_float32(
     check_rows(texts, np.stack(again["embedding"].to_numpy()))
 
 
-def test_computed_partitions_have_the_declared_dtype_and_a_float32_matrix(client: Any) -> None:
+def test_computed_partitions_have_the_declared_dtype_and_a_float32_matrix(dask_client: Any) -> None:
     texts = corpus(30)
     ddf = dd.from_pandas(pd.DataFrame({"text": texts}), npartitions=3)
     with LocalServer(api_key=KEY) as server:
@@ -99,7 +78,7 @@ def test_computed_partitions_have_the_declared_dtype_and_a_float32_matrix(client
     assert isinstance(frame["embedding"].iloc[0], list)  # one value: a list of its floats
 
 
-def test_an_empty_partition_writes_too(client: Any, tmp_path: Path) -> None:
+def test_an_empty_partition_writes_too(dask_client: Any, tmp_path: Path) -> None:
     texts = corpus(20)
     frame = pd.DataFrame({"text": texts, "n": np.arange(20)})
     # Partition 0 (rows 0-9) keeps nothing: an empty partition among full ones.
