@@ -42,7 +42,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-_BIG_ENDIAN = sys.byteorder == "big"
+#: True on a big-endian machine (the wire's float32 vectors are little-endian).
+BIG_ENDIAN = sys.byteorder == "big"
 _MODELS: tuple[type[WireModel], ...] = (
     Usage,
     Embedding,
@@ -62,7 +63,7 @@ def decode_base64_vector(value: str) -> list[float]:
     if len(raw) % 4:
         raise ValueError(f"base64 embedding has {len(raw)} bytes, not a multiple of 4")
     floats = array("f", raw)
-    if _BIG_ENDIAN:  # pragma: no cover - the wire is little-endian
+    if BIG_ENDIAN:  # pragma: no cover - the wire is little-endian
         floats.byteswap()
     return floats.tolist()
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import inspect
 import io
 import socket
 import ssl
@@ -93,10 +94,11 @@ class _Request(aiohttp.ClientRequest):
         if pending is None or headers:  # not sent by our transport, or headers of aiohttp's
             super().update_headers(headers)
             return
+        if _has_field(pending, "host"):  # the caller's own Host: aiohttp's way replaces it
+            super().update_headers(pending)
+            return
         super().update_headers(None)  # the Host header alone, as aiohttp computes it
         self.headers.extend(pending)
-        if len(self.headers.getall("Host")) > 1:  # the caller sent its own
-            super().update_headers(pending)
 
 
 # The methods of aiohttp's protocol that `_LazyReadTimeoutHandler` overrides (the same from
@@ -181,6 +183,21 @@ def _install_lazy_read_timer(connector: aiohttp.BaseConnector, loop: Any) -> Non
     patched._factory = functools.partial(  # private-ok: no public protocol factory
         _LazyReadTimeoutHandler, loop=loop
     )
+
+
+def _request_coroutine(session: aiohttp.ClientSession) -> Any:
+    """What performs a request on ``session``: its ``_request`` coroutine, if it has one.
+
+    ``session.request(...)`` only wraps ``session._request(...)`` in a context manager, which
+    awaiting unwraps again; calling the coroutine directly also passes our keywords as named
+    parameters instead of through ``request``'s ``**kwargs`` (a keyword that is not a named
+    parameter is matched by value against every parameter before it goes there). Without
+    that private method (another aiohttp), the public ``request``.
+    """
+    perform = getattr(session, "_request", None)  # private-ok: request() only wraps it
+    if perform is not None and inspect.iscoroutinefunction(perform):
+        return perform
+    return session.request  # pragma: no cover - depends on the aiohttp release
 
 
 def _translate(exc: BaseException) -> ConnectError | ReadError:
@@ -327,6 +344,7 @@ class AiohttpTransport:
         self._connector_kwargs = dict(connector_kwargs or {})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._perform: Any = None  # _request_coroutine() of the session
         self._keeper: AsyncGenerator[None, None] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
@@ -381,6 +399,7 @@ class AiohttpTransport:
         # session in its own loop rather than let aiohttp warn about it.
         self._finalizer = weakref.finalize(self, _close_in_own_loop, loop, keeper)
         self._loop, self._session, self._keeper = loop, session, keeper
+        self._perform = _request_coroutine(session)
         return session
 
     async def send(self, request: Request) -> AiohttpResponse:
@@ -401,7 +420,7 @@ class AiohttpTransport:
             extra["skip_auto_headers"] = ("User-Agent", "Content-Type")
         token = _pending_headers.set(headers)
         try:
-            response = await session.request(
+            response = await self._perform(
                 request.method,
                 request.url,
                 data=_body_data(request.body),
