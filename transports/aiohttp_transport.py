@@ -97,8 +97,13 @@ class _Request(aiohttp.ClientRequest):
         if _has_field(pending, "host"):  # the caller's own Host: aiohttp's way replaces it
             super().update_headers(pending)
             return
-        super().update_headers(None)  # the Host header alone, as aiohttp computes it
+        # The Host header alone, as aiohttp computes it (named, not through super(): this
+        # runs on every request).
+        _update_headers(self, None)
         self.headers.extend(pending)
+
+
+_update_headers = aiohttp.ClientRequest.update_headers
 
 
 # The methods of aiohttp's protocol that `_LazyReadTimeoutHandler` overrides (the same from
@@ -418,14 +423,16 @@ class AiohttpTransport:
             # Removed by the caller (a None header value): aiohttp would send its own
             # (naming the Python and aiohttp versions; application/octet-stream for a body).
             extra["skip_auto_headers"] = ("User-Agent", "Content-Type")
+        body, url, proxies = request.body, request.url, self._proxies
         token = _pending_headers.set(headers)
         try:
             response = await self._perform(
                 request.method,
-                request.url,
-                data=_body_data(request.body),
+                url,
+                data=body if body is None or len(body) <= _LARGEST_RAW_BODY else _body_data(body),
                 allow_redirects=False,
-                proxy=self._proxies.proxy_for(request.url),
+                # No proxy configured (the usual case): no call to find none.
+                proxy=None if not (proxies.proxy or proxies.env) else proxies.proxy_for(url),
                 timeout=_client_timeout(timeout.total, timeout.connect, timeout.read),
                 **extra,
             )
