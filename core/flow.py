@@ -54,7 +54,7 @@ __all__ = [
 logger = logging.getLogger("aligneai")
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # see slot_builder()
 class Send:
     """Send ``request`` and answer with its `ResponseHead` (or the `TransportError`)."""
 
@@ -86,7 +86,7 @@ def _as_headers(value: Mapping[str, str]) -> Headers:
     return value if type(value) is Headers else Headers(value)
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, weakref_slot=False)  # see slot_builder()
 class PreparedCall:
     """Everything about one call that stays the same across its attempts."""
 
@@ -171,7 +171,7 @@ def prepare_call(
     )
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # see slot_builder()
 class FlowResult:
     """The successful end of a flow: the final response and how it was reached."""
 

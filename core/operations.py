@@ -67,7 +67,7 @@ T = TypeVar("T")
 DEFAULT_ENCODING_FORMAT: EncodingFormat = "base64"
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # see slot_builder() in core.request
 class Operation(Generic[T]):
     """One API call, described as data: what to send and what the answer parses into."""
 

@@ -15,7 +15,7 @@ from .wire import REQUEST_ID
 __all__ = ["ResponseHead", "decode_error_body", "make_status_error"]
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # see slot_builder()
 class ResponseHead:
     """The status line and headers of a response.
 
