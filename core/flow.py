@@ -27,12 +27,13 @@ from typing import Any, Callable, Optional, Union
 import attrs
 
 from ._json import dumps
+from .builders import slot_builder
 from .errors import APIResponseValidationError, APITimeoutError, ResponseTooLargeError
 from .failures import TransportError, to_api_error
 from .headers import Headers, redact
 from .operations import CallOptions, Operation
 from .options import ClientOptions, Timeout
-from .request import Request, build_request, join_url, slot_builder
+from .request import Request, build_request, join_url
 from .response import ResponseHead, decode_error_body, make_status_error
 from .retry import GiveUp, RetryPolicy, decide_retry
 from .sentinels import NOT_GIVEN, NotGiven

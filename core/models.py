@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import attrs
 
+from .builders import layout_twin
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -81,9 +83,9 @@ def _make_builder(cls: type) -> Callable[..., Any]:
     """A constructor of ``cls`` from every field by keyword, for values already checked.
 
     The parser's fast path builds a model per vector from values it has checked for their
-    exact types: this sets the slots and fills the dict view directly (half the cost of the
-    attrs ``__init__`` and its ``__attrs_post_init__``), giving an instance equal in every
-    way to ``cls(**fields)``. A class whose fields convert or validate gets ``cls`` itself.
+    exact types: this sets the slots and fills the dict view directly (a third of the cost
+    of the attrs ``__init__`` and its ``__attrs_post_init__``), giving an instance equal in
+    every way to ``cls(**fields)``. A class whose fields convert or validate gets ``cls``.
     """
     fields: Any = attrs.fields(cls)
     plain = all(
@@ -98,12 +100,21 @@ def _make_builder(cls: type) -> Callable[..., Any]:
     slots = {name: _slot(cls, name) for name in names}
     if not plain or None in slots.values():
         return cls
-    namespace: dict[str, Any] = {"_new": dict.__new__, "_init": dict.__init__, "_cls": cls}
-    namespace.update({f"_set_{name}": slot.__set__ for name, slot in slots.items()})
-    lines = [f"def build(*, {', '.join(names)}):", "    self = _new(_cls)"]
-    lines += [f"    _set_{name}(self, {name})" for name in names]
     keywords = ", ".join(f"{name}={name}" for name in names)
-    lines += [f"    _init(self, {keywords})", "    return self"]
+    twin = layout_twin(cls)
+    namespace: dict[str, Any] = {"_new": dict.__new__, "_init": dict.__init__, "_cls": cls}
+    if twin is not None:
+        # A plain dict subclass of the same layout (see `layout_twin`): created with its
+        # dict view filled in one C call, its slots set by plain stores, then made ``cls``.
+        namespace["_twin"] = twin
+        lines = [f"def build(*, {', '.join(names)}):", f"    self = _twin({keywords})"]
+        lines += [f"    self.{name} = {name}" for name in names]
+        lines += ["    self.__class__ = _cls", "    return self"]
+    else:
+        namespace.update({f"_set_{name}": slot.__set__ for name, slot in slots.items()})
+        lines = [f"def build(*, {', '.join(names)}):", "    self = _new(_cls)"]
+        lines += [f"    _set_{name}(self, {name})" for name in names]
+        lines += [f"    _init(self, {keywords})", "    return self"]
     exec("\n".join(lines) + "\n", namespace)  # attrs field names only, checked above
     build: Callable[..., Any] = namespace["build"]
     return build
@@ -116,7 +127,9 @@ class WireModel(dict):  # type: ignore[type-arg]  # the dict view is untyped JSO
     ``json.dumps`` accepts a model as it is. Mutating the dict raises `TypeError`.
     """
 
-    __slots__ = ()
+    # Models are weak-referenceable through this slot of their base, not one attrs would add
+    # after their fields: that layout lets the parser's builders fill them fast (layout_twin).
+    __slots__ = ("__weakref__",)
 
     def __attrs_post_init__(self) -> None:
         cls = type(self)

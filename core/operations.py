@@ -19,6 +19,7 @@ from urllib.parse import quote
 import attrs
 
 from .answer_contract import AnswerContract
+from .builders import slot_builder
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from .headers import redact
 from .models import CreateEmbeddingResponse, Model, ModelList
@@ -33,7 +34,7 @@ from .options import (
     validate_timeout,
 )
 from .parsing import EmbeddingsParser, parse_model_answer, parse_model_list
-from .request import Request, slot_builder
+from .request import Request
 from .response import ResponseHead
 from .sentinels import NOT_GIVEN, NotGiven
 from .wire import (
@@ -67,7 +68,7 @@ T = TypeVar("T")
 DEFAULT_ENCODING_FORMAT: EncodingFormat = "base64"
 
 
-@attrs.frozen(weakref_slot=False)  # see slot_builder() in core.request
+@attrs.frozen(weakref_slot=False)  # see slot_builder() in core.builders
 class Operation(Generic[T]):
     """One API call, described as data: what to send and what the answer parses into."""
 

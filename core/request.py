@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
@@ -13,6 +11,7 @@ import attrs
 
 from ._json import dumps
 from ._version import __version__
+from .builders import slot_builder
 from .headers import Headers, redact
 from .options import ClientOptions, Timeout
 from .wire import EVENT_STREAM_CONTENT_TYPE, IDEMPOTENCY_KEY, RETRY_COUNT
@@ -34,61 +33,6 @@ __all__ = [
 def _as_headers(value: Mapping[str, str]) -> Headers:
     # A request built by hand may pass a plain dict; the core's own builders pass Headers.
     return value if type(value) is Headers else Headers(value)
-
-
-def slot_builder(cls: type) -> Callable[..., Any]:
-    """A constructor of the frozen attrs class ``cls`` taking every field positionally.
-
-    For values the caller has already built and checked (the core's per-call values): it
-    skips the attrs ``__init__``'s converters and its frozen ``__setattr__`` lookups, and gives
-    an instance equal in every way to ``cls(*values)`` (same type, fields, repr, pickle).
-    """
-    names = [a.name for a in attrs.fields(cls)]
-    twin = _layout_twin(cls)
-    namespace: dict[str, Any] = {"_cls": cls, "_twin": twin, "_new": object.__new__}
-    if twin is not None:
-        # Filled as an instance of a plain class with the same slots (plain attribute
-        # stores), then turned into ``cls``: a third of the cost of one descriptor call per
-        # field, which is what a frozen class otherwise needs. Six of these are made per call.
-        lines = [f"def build({', '.join(names)}):", "    self = _twin()"]
-        lines += [f"    self.{name} = {name}" for name in names]
-        lines.append("    self.__class__ = _cls")
-    else:
-        # The slots' member descriptors: each __set__ is one C call that bypasses frozenness.
-        namespace.update({f"_set_{name}": cls.__dict__[name].__set__ for name in names})
-        lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)"]
-        lines += [f"    _set_{name}(self, {name})" for name in names]
-    lines.append("    return self")
-    exec("\n".join(lines) + "\n", namespace)  # attrs field names only
-    build: Callable[..., Any] = namespace["build"]
-    build.__doc__ = f"{cls.__name__}({', '.join(names)}), for values already checked."
-    return build
-
-
-def _layout_twin(cls: type) -> type | None:
-    """A plain class whose instances can become ``cls`` instances, or None if there is none.
-
-    Python lets an object's ``__class__`` change between classes of the same memory layout:
-    same bases, same ``__slots__``. It refuses it for a class with a ``__weakref__`` slot
-    after others (attrs adds one unless ``weakref_slot=False``), and a free-threaded
-    interpreter stops every thread for it: None then, and the builder uses descriptors.
-    """
-    slots = cls.__dict__.get("__slots__")
-    if slots is None or "__weakref__" in slots or not getattr(sys, "_is_gil_enabled", bool)(1):
-        return None
-    try:
-        # The bases as written (a Generic[T] base is subclassed through __orig_bases__).
-        bases = cls.__dict__.get("__orig_bases__", cls.__bases__)
-        twin = types.new_class(
-            f"_{cls.__name__}Slots",
-            bases,
-            exec_body=lambda ns: ns.update(__slots__=slots, __module__=cls.__module__),
-        )
-        probe = twin()
-        probe.__class__ = cls
-    except TypeError:  # pragma: no cover - another interpreter's layout rules
-        return None
-    return twin
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

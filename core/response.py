@@ -7,9 +7,10 @@ from typing import Any, Callable
 import attrs
 
 from ._json import loads
+from .builders import slot_builder
 from .errors import APIStatusError, status_error_class
 from .headers import Headers
-from .request import Request, slot_builder
+from .request import Request
 from .wire import REQUEST_ID
 
 __all__ = ["ResponseHead", "decode_error_body", "make_status_error"]

@@ -15,11 +15,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from aligneai.core.builders import slot_builder
 from aligneai.core.flow import FlowResult, PreparedCall, Send
 from aligneai.core.headers import Headers
 from aligneai.core.operations import Operation, create_embeddings
 from aligneai.core.options import Timeout
-from aligneai.core.request import Request, build_request, slot_builder
+from aligneai.core.request import Request, build_request
 from aligneai.core.response import ResponseHead, new_response_head
 
 names = st.sampled_from(

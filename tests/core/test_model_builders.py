@@ -111,3 +111,22 @@ def test_a_subclass_with_more_fields_fills_its_whole_dict_view() -> None:
     assert list(tagged.items()) == [("prompt_tokens", 1), ("total_tokens", 2), ("tag", "t")]
     built = models._make_builder(Tagged)(prompt_tokens=1, total_tokens=2, tag="t")
     assert built == tagged and list(built.items()) == list(tagged.items())
+
+
+def test_the_parsers_builders_fill_a_layout_twin() -> None:
+    # The fast construction (issue #16): a plain twin class filled, then turned into the model.
+    for build in (models.build_embedding, models.build_usage, models.build_embedding_response):
+        assert "_twin" in build.__code__.co_names
+
+
+def test_models_stay_weak_referenceable() -> None:
+    import gc
+    import weakref
+
+    built = models.build_embedding(object="embedding", index=0, embedding=[1.0])
+    normal = Embedding(object="embedding", index=0, embedding=[1.0])
+    refs = [weakref.ref(built), weakref.ref(normal)]
+    assert [ref() for ref in refs] == [built, normal]
+    del built, normal
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None]
