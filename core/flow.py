@@ -26,8 +26,8 @@ from typing import Any, Callable, Optional, Union
 
 import attrs
 
+from ._builders import slot_builder
 from ._json import dumps
-from .builders import slot_builder
 from .errors import APIResponseValidationError, APITimeoutError, ResponseTooLargeError
 from .failures import TransportError, to_api_error
 from .headers import Headers, redact

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import attrs
 
-from .builders import layout_twin
+from ._builders import layout_twin
 
 if TYPE_CHECKING:
     import numpy as np

@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 import attrs
 
+from ._builders import slot_builder
 from .answer_contract import AnswerContract
-from .builders import slot_builder
 from .errors import InvalidArgumentTypeError, InvalidArgumentValueError
 from .headers import redact
 from .models import CreateEmbeddingResponse, Model, ModelList
@@ -68,7 +68,7 @@ T = TypeVar("T")
 DEFAULT_ENCODING_FORMAT: EncodingFormat = "base64"
 
 
-@attrs.frozen(weakref_slot=False)  # see slot_builder() in core.builders
+@attrs.frozen(weakref_slot=False)  # see slot_builder() in core._builders
 class Operation(Generic[T]):
     """One API call, described as data: what to send and what the answer parses into."""
 

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 import attrs
 
+from ._builders import slot_builder
 from ._json import dumps
 from ._version import __version__
-from .builders import slot_builder
 from .headers import Headers, redact
 from .options import ClientOptions, Timeout
 from .wire import EVENT_STREAM_CONTENT_TYPE, IDEMPOTENCY_KEY, RETRY_COUNT

@@ -6,8 +6,8 @@ from typing import Any, Callable
 
 import attrs
 
+from ._builders import slot_builder
 from ._json import loads
-from .builders import slot_builder
 from .errors import APIStatusError, status_error_class
 from .headers import Headers
 from .request import Request

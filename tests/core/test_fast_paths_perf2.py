@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from aligneai.core.builders import slot_builder
+from aligneai.core._builders import slot_builder
 from aligneai.core.flow import FlowResult, PreparedCall, Send
 from aligneai.core.headers import Headers
 from aligneai.core.operations import Operation, create_embeddings

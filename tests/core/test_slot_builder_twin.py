@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aligneai.core.builders import slot_builder
+from aligneai.core._builders import slot_builder
 from aligneai.core.flow import FlowResult, PreparedCall, Send
 from aligneai.core.operations import Operation
 from aligneai.core.request import Request
