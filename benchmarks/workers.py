@@ -261,7 +261,11 @@ def async_caller(client: str, port: int, key: str) -> tuple[Any, Any]:
 
 
 def worker_async(spec: dict[str, Any]) -> dict[str, Any]:
-    """Throughput (requests/s) of ``concurrency`` tasks sharing one client."""
+    """Throughput (requests/s) of ``concurrency`` tasks sharing one client.
+
+    Rounds of about ``round_seconds`` each; or, when ``calls`` is given, ``warmup`` calls and
+    then exactly ``calls`` (for counting instructions: the count must not depend on timing).
+    """
     import asyncio
 
     concurrency = spec["concurrency"]
@@ -283,6 +287,9 @@ def worker_async(spec: dict[str, Any]) -> dict[str, Any]:
     async def main() -> list[float]:
         call, close = async_caller(spec["client"], spec["port"], "small-base64")
         try:
+            if "calls" in spec:  # a fixed number of calls (the icount group, under callgrind)
+                await run_n(call, spec["warmup"])
+                return [spec["calls"] / await run_n(call, spec["calls"])]
             per_task = spec.get("per_task", 4)  # the least number of calls per task and round
             await run_n(call, max(per_task * concurrency, 20))  # connections, code paths
             n_cal = max(per_task * concurrency, 50)

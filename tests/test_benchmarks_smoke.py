@@ -8,7 +8,8 @@ callgrind take over a minute even with ``--quick``, so here a stand-in ``valgrin
 ``PATH``) answers each run with a made-up instruction count that depends on the client and the
 number of calls. That checks the group's plumbing and arithmetic (two runs per client, the
 difference over 500 calls, the ratio to the floor) against numbers written down here; the
-worker it would run under callgrind is the same one the ``sync`` group measures for real.
+workers it would run under callgrind are the ones the ``sync`` and ``async`` groups measure
+for real (the async one with a fixed number of calls).
 """
 
 from __future__ import annotations
@@ -105,10 +106,16 @@ def test_quick_benchmark_run_measures_every_group(tmp_path: Path) -> None:
         assert math.isfinite(row["ours"]["median"]), row
 
     icount = [row for row in rows if row["unit"] == "instr"]
-    assert len(icount) == 1, names
-    assert icount[0]["ours"]["median"] == PER_CALL["aligneai"]
-    assert icount[0]["floor"]["median"] == PER_CALL["floor"]
-    assert icount[0]["ratio_floor"] == pytest.approx(PER_CALL["aligneai"] / PER_CALL["floor"])
+    # The sync small default call, then the async one at concurrency 1 and 64.
+    assert [(row["group"], row["name"].split(",")[0]) for row in icount] == [
+        ("sync", "small 1x8 base64 (default)"),
+        ("async", "c=1"),
+        ("async", "c=64"),
+    ], names
+    for row in icount:
+        assert row["ours"]["median"] == PER_CALL["aligneai"]
+        assert row["floor"]["median"] == PER_CALL["floor"]
+        assert row["ratio_floor"] == pytest.approx(PER_CALL["aligneai"] / PER_CALL["floor"])
     assert "| Measurement |" in (out / "latest.md").read_text()
 
 
