@@ -341,6 +341,35 @@ def test_a_urllib3_head_reads_as_its_pairs(pairs: list[tuple[str, str]]) -> None
     assert isinstance(head.headers, Headers)
 
 
+class _MultiDictLike:
+    def __init__(self, headers: Any) -> None:
+        self.status_code = 200
+        self.headers = headers
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["A", "a", "B-x", "b-X", "c"]), st.text("xy, ")), max_size=6)
+)
+def test_a_multidict_head_reads_as_its_pairs_on_every_call(pairs: list[tuple[str, str]]) -> None:
+    # aiohttp's headers: a Mapping without itermerged(). Its type is remembered after the first
+    # head (no attribute miss, no ABC check): the later heads must read exactly the same.
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    expected: dict[str, list[str]] = {}
+    for name, value in pairs:
+        expected.setdefault(name.lower(), []).append(value)
+    for _ in range(3):
+        head = response_head(_MultiDictLike(CIMultiDictProxy(CIMultiDict(pairs))))  # type: ignore[arg-type]
+        assert dict(head.headers) == {k: ", ".join(v) for k, v in expected.items()}
+        assert isinstance(head.headers, Headers) and head.status_code == 200
+    fields = dict(pairs)  # a plain dict (names of different case stay apart until the head)
+    joined: dict[str, list[str]] = {}
+    for name, value in fields.items():
+        joined.setdefault(name.lower(), []).append(value)
+    plain = response_head(_MultiDictLike(fields))  # type: ignore[arg-type]
+    assert dict(plain.headers) == {k: ", ".join(v) for k, v in joined.items()}
+
+
 def test_calls_without_overrides_share_one_immutable_options_value() -> None:
     first, second = CallOptions.from_arguments(), CallOptions.from_arguments()
     assert first is second and first == CallOptions()
