@@ -6,7 +6,6 @@ Each group is a function of the `Runner` (which starts the workers) returning it
 
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import subprocess
@@ -16,7 +15,7 @@ from typing import Any, Callable
 
 import server as bench_server  # benchmarks/ is on sys.path (runner.py puts it there)
 from report import MiB, Row, Target, fill, merge, merge_all
-from runner import HERE, Runner
+from runner import Runner
 
 STREAM_FLAT = 2 * MiB  # the stream memory target: the growth after the first stream
 
@@ -370,19 +369,9 @@ def icount_rows(runner: Runner) -> list[Row]:
 
 def _callgrind_count(runner: Runner, valgrind: str, spec: dict[str, Any]) -> int | None:
     """The user-space instructions of one worker run under callgrind, or None if it failed."""
-    command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    command += [sys.executable, str(HERE / "run.py"), "--worker", json.dumps(spec)]
-    try:
-        proc = subprocess.run(
-            command,
-            cwd=runner.tmp,
-            env=runner.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=runner.budget.worker_timeout * 2,
-        )
-    except subprocess.TimeoutExpired:
+    prefix = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    proc = runner.run_worker_process(spec, prefix, timeout_factor=2)
+    if proc is None:
         return None
     found = [line for line in proc.stderr.splitlines() if "Collected :" in line]
     if proc.returncode != 0 or not found:

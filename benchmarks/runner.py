@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -161,18 +162,8 @@ class Runner:
             self.failures.append(f"{label}: skipped, the time budget is spent")
             return None
         spec.update(kind=kind, port=self.port, cpu=self.client_cpu)
-        command = [sys.executable, str(HERE / "run.py"), "--worker", json.dumps(spec)]
-        try:
-            proc = subprocess.run(
-                command,
-                cwd=self.tmp,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=self.budget.worker_timeout,
-            )
-        except subprocess.TimeoutExpired:
+        proc = self.run_worker_process(spec)
+        if proc is None:
             self.failures.append(f"{label}: timed out after {self.budget.worker_timeout:g} s")
             return None
         for line in reversed(proc.stdout.splitlines()):
@@ -183,6 +174,28 @@ class Runner:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         self.failures.append(f"{label}: exit {proc.returncode}: {tail[0]}")
         return None
+
+    def run_worker_process(
+        self, spec: dict[str, Any], prefix: Sequence[str] = (), timeout_factor: float = 1.0
+    ) -> subprocess.CompletedProcess[str] | None:
+        """Run ``run.py --worker spec`` (after ``prefix``, e.g. valgrind) in a fresh process.
+
+        In the runner's temporary directory and environment, output captured; None if it
+        outlives ``timeout_factor`` worker timeouts.
+        """
+        command = [*prefix, sys.executable, str(HERE / "run.py"), "--worker", json.dumps(spec)]
+        try:
+            return subprocess.run(
+                command,
+                cwd=self.tmp,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=self.budget.worker_timeout * timeout_factor,
+            )
+        except subprocess.TimeoutExpired:
+            return None
 
     def workers(self, kind: str, specs: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
         """Run measurements in fresh processes (with --quick, all in one process)."""
